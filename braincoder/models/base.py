@@ -1,0 +1,483 @@
+"""EncodingModel: what a voxel (or a basis function) responds to a stimulus, and its HRF.
+
+A private tensor layer (``_neural``, ``_predict``; float32, no pandas) sits under a public
+pandas layer (``predict``, ``simulate``). Every prediction — grid search, gradient fits,
+simulation, decoding — goes through :meth:`EncodingModel._predict`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from ..hrf import HRFModel, SPMHRFModel
+from ..stimuli import OneDimensionalStimulus
+from ..utils.formatting import PARAMETER, VOXEL, format_data, format_parameters, to_frame
+from ..utils.math import Identity
+from ..utils.validation import check_same_index, format_labels
+from .decoding import DecodingMixin
+from .serialization import SerializationMixin
+
+logger = logging.getLogger(__name__)
+
+
+class EncodingModel(DecodingMixin, SerializationMixin):
+    """Abstract base class of encoding models.
+
+    A model maps a paradigm (time × stimulus dimension) and parameters (unit × parameter) to
+    predicted responses (time × unit). Units are voxels, or basis functions mixed into
+    voxels by ``weights`` (basis function × voxel).
+
+    Parameters
+    ----------
+    paradigm : DataFrame or array-like, shape (n_timepoints, n_dimensions), optional
+        Stimulus per time point; used whenever a method is called without one.
+    data : DataFrame or array-like, shape (n_timepoints, n_voxels), optional
+        Measured responses.
+    parameters : DataFrame or array-like, shape (n_units, n_parameters), optional
+        Parameters with columns :meth:`get_parameter_labels`.
+    weights : DataFrame or array-like, shape (n_basis, n_voxels), optional
+        Weights mixing units (basis functions) into voxels.
+    omega : DataFrame or array-like, shape (n_voxels, n_voxels), optional
+        Noise covariance of the residuals (for decoding).
+    verbosity : int, default 20
+        Logging level of the model's logger (``logging.INFO``).
+
+    Attributes
+    ----------
+    parameter_labels : list of str
+        Names of the model's parameters (class attribute).
+    parameter_transforms : dict
+        Label → :class:`~braincoder.utils.math.Transform` to an unbounded space.
+    """
+
+    parameter_labels: list = []
+    parameter_transforms: dict = {}
+    #: Whether the neural response is ``paradigm @ rf(parameters)`` (enables fast paths).
+    linear_in_paradigm = False
+    #: Whether the response is ``baseline + amplitude · f(...)`` (closed-form grid search).
+    linear_in_amplitude = False
+
+    def __init__(
+        self, paradigm=None, data=None, parameters=None, weights=None, omega=None, verbosity=20
+    ):
+        self.verbosity = verbosity
+        logger.setLevel(verbosity)
+        if not hasattr(self, "stimulus"):
+            self.stimulus = self._make_stimulus()
+        self.paradigm = None if paradigm is None else self.get_paradigm(paradigm)
+        self.data = None if data is None else format_data(data)
+        if self.paradigm is not None and self.data is not None:
+            check_same_index(self.data, self.paradigm, "data", "paradigm")
+        self.parameters = None
+        if parameters is not None:
+            self.parameters = self._format_parameters(parameters)
+        self.weights = None if weights is None else self._format_weights(weights)
+        self.omega = None if omega is None else np.asarray(omega, dtype=np.float64)
+
+    # ------------------------------------------------------------------ description
+    def _make_stimulus(self):
+        return OneDimensionalStimulus()
+
+    def get_parameter_labels(self):
+        """Return the ordered list of parameter labels used by the model.
+
+        Returns
+        -------
+        list of str
+            Labels, e.g. ``['x', 'y', 'sd', 'baseline', 'amplitude']``.
+        """
+        return list(self.parameter_labels)
+
+    def get_parameter_transforms(self):
+        """Return the transform of every parameter label (identity where none is declared).
+
+        Returns
+        -------
+        dict
+            Label → :class:`~braincoder.utils.math.Transform`.
+        """
+        return {
+            label: self.parameter_transforms.get(label, Identity())
+            for label in self.get_parameter_labels()
+        }
+
+    def transform_parameters_forward(self, parameters):
+        """Map unbounded parameters to the model's natural space.
+
+        Parameters
+        ----------
+        parameters : DataFrame, shape (n_units, n_parameters)
+            Unbounded values, columns :meth:`get_parameter_labels`.
+
+        Returns
+        -------
+        DataFrame
+            Natural values with the same labels.
+        """
+        frame = to_frame(parameters, "parameters", index_name=VOXEL)
+        out = frame.copy()
+        for label, transform in self.get_parameter_transforms().items():
+            out[label] = transform.forward_numpy(frame[label].to_numpy())
+        return out
+
+    def transform_parameters_backward(self, parameters):
+        """Map natural parameters to the unbounded space the fitters optimise.
+
+        Parameters
+        ----------
+        parameters : DataFrame, shape (n_units, n_parameters)
+            Natural values, columns :meth:`get_parameter_labels`.
+
+        Returns
+        -------
+        DataFrame
+            Unbounded values with the same labels.
+        """
+        frame = self._format_parameters(parameters)
+        out = frame.copy()
+        for label, transform in self.get_parameter_transforms().items():
+            out[label] = transform.backward_numpy(frame[label].to_numpy())
+        return out
+
+    def _transform_forward(self, unbounded):
+        """Tensor version of :meth:`transform_parameters_forward` (columns in label order)."""
+        columns = [
+            transform.forward(unbounded[:, i])
+            for i, transform in enumerate(self.get_parameter_transforms().values())
+        ]
+        return tf.stack(columns, axis=1)
+
+    # ------------------------------------------------------------------ inputs
+    def get_paradigm(self, paradigm=None):
+        """Return the cleaned paradigm DataFrame, falling back to the stored one.
+
+        Parameters
+        ----------
+        paradigm : DataFrame or array-like, optional
+            Stimulus per time point.
+
+        Returns
+        -------
+        DataFrame
+            Validated paradigm (time × stimulus dimension).
+
+        Raises
+        ------
+        ValueError
+            If no paradigm was given here or to the constructor, or it is invalid.
+        """
+        if paradigm is None:
+            paradigm = getattr(self, "paradigm", None)
+            if paradigm is None:
+                raise ValueError("no paradigm given (pass one here or to the constructor)")
+            return paradigm
+        return self.stimulus.clean_paradigm(paradigm)
+
+    def _get_parameters(self, parameters):
+        if parameters is None:
+            if self.parameters is None and self.get_parameter_labels():
+                raise ValueError("no parameters given (pass them here or to the constructor)")
+            return self.parameters
+        return self._format_parameters(parameters)
+
+    def _format_parameters(self, parameters, what="parameters"):
+        frame = format_parameters(parameters, self.get_parameter_labels(), what)
+        self._check_parameter_ranges(frame, what)
+        return frame
+
+    def _check_parameter_ranges(self, frame, what):
+        for label, transform in self.get_parameter_transforms().items():
+            if isinstance(transform, Identity):
+                continue
+            values = frame[label].to_numpy(dtype=np.float64)
+            bad = np.flatnonzero(transform.invalid(values))
+            if bad.size:
+                bounds = f"> {transform.lower:g}" if np.isinf(transform.upper) else (
+                    f"within ({transform.lower:g}, {transform.upper:g})"
+                )
+                raise ValueError(
+                    f"{what}: parameter {label!r} must be {bounds}, but {bad.size} "
+                    f"{frame.index.name or 'unit'}{'s' if bad.size > 1 else ''} "
+                    f"({format_labels(frame.index[bad])}) have values such as "
+                    f"{values[bad[0]]:g}"
+                )
+
+    def _format_weights(self, weights, n_units=None, unit_index=None):
+        frame = to_frame(weights, "weights", index_name="basis", columns_name=VOXEL)
+        if n_units is not None and frame.shape[0] != n_units:
+            raise ValueError(
+                f"weights have {frame.shape[0]} rows but the model has {n_units} basis functions"
+            )
+        if unit_index is not None and not isinstance(weights, pd.DataFrame):
+            frame.index = unit_index
+        from ..utils.validation import check_finite
+
+        check_finite(frame, "weights")
+        return frame
+
+    def _get_weights(self, weights):
+        return self.weights if weights is None else self._format_weights(weights)
+
+    # ------------------------------------------------------------------ tensors
+    def _neural(self, paradigm, parameters):
+        """Stimulus-driven response without baseline, shape (n_timepoints, n_units).
+
+        Parameters
+        ----------
+        paradigm : tensor, shape (n_timepoints, n_dimensions)
+        parameters : tensor, shape (n_units, n_parameters), natural space
+        """
+        raise NotImplementedError
+
+    def _baseline(self, parameters):
+        """Baseline per unit, shape (n_units,), or None when the model has none."""
+        labels = self.get_parameter_labels()
+        if "baseline" in labels:
+            return parameters[:, labels.index("baseline")]
+        return None
+
+    def _apply_hrf(self, neural, parameters):
+        """Return the neural response unchanged (HRF models convolve it)."""
+        return neural
+
+    def _predict(self, paradigm, parameters, weights=None):
+        """Predicted response, float32 tensor of shape (n_timepoints, n_units or n_voxels).
+
+        Parameters
+        ----------
+        paradigm : tensor, shape (n_timepoints, n_dimensions)
+        parameters : tensor, shape (n_units, n_parameters), natural space
+        weights : tensor, shape (n_units, n_voxels), optional
+        """
+        paradigm = tf.convert_to_tensor(paradigm, dtype=tf.float32)
+        parameters = tf.convert_to_tensor(parameters, dtype=tf.float32)
+        response = self._apply_hrf(self._neural(paradigm, parameters), parameters)
+        baseline = self._baseline(parameters)
+        if baseline is not None:
+            response = response + baseline[tf.newaxis, :]
+        if weights is not None:
+            response = tf.matmul(response, tf.convert_to_tensor(weights, dtype=tf.float32))
+        return response
+
+    # ------------------------------------------------------------------ public
+    def predict(self, paradigm=None, parameters=None, weights=None):
+        """Return predictions as a DataFrame (time × voxel).
+
+        Parameters
+        ----------
+        paradigm : DataFrame or array-like, optional
+            Stimulus per time point (falls back to the constructor's).
+        parameters : DataFrame or array-like, optional
+            Unit × parameter values (falls back to the constructor's).
+        weights : DataFrame or array-like, optional
+            Basis function × voxel weights (falls back to the constructor's). Without
+            weights, every parameter row is a voxel.
+
+        Returns
+        -------
+        DataFrame
+            Predictions indexed by the paradigm's time index, columns the parameters' index
+            (no weights) or the weights' columns.
+        """
+        paradigm = self.get_paradigm(paradigm)
+        parameters = self._get_parameters(parameters)
+        weights = self._get_weights(weights)
+        self._check_shapes(paradigm, parameters, weights)
+        prediction = self._predict(
+            paradigm.to_numpy(np.float32),
+            self._parameter_array(parameters),
+            None if weights is None else weights.to_numpy(np.float32),
+        ).numpy()
+        columns = self._output_columns(parameters, weights)
+        return pd.DataFrame(prediction, index=paradigm.index, columns=columns)
+
+    def _check_shapes(self, paradigm, parameters, weights):
+        """Raise if parameters and weights do not fit together."""
+        if weights is not None and len(weights) != len(parameters):
+            raise ValueError(
+                f"weights have {len(weights)} rows but there are {len(parameters)} basis "
+                "functions (parameter rows)"
+            )
+
+    def _output_columns(self, parameters, weights):
+        """Voxel labels of a prediction."""
+        return weights.columns if weights is not None else parameters.index
+
+    def _weight_design(self, paradigm, parameters):
+        """Design of :class:`~braincoder.optimize.WeightFitter`: basis predictions.
+
+        Returns the time × basis design (numpy) and an optional per-voxel offset to subtract
+        from the data (None here).
+        """
+        return self.predict(paradigm, parameters).to_numpy(np.float64), None
+
+    def _weight_index(self, paradigm, parameters):
+        """Row labels of fitted weights: one per basis function (parameter row)."""
+        return parameters.index
+
+    def _parameter_array(self, parameters):
+        if parameters is None:
+            return np.zeros((0, 0), np.float32)
+        return parameters.to_numpy(np.float32)
+
+    def simulate(
+        self, paradigm=None, parameters=None, weights=None, noise=1.0, dof=None, n_repeats=1,
+        seed=None,
+    ):
+        """Generate synthetic data by adding noise to predictions.
+
+        Parameters
+        ----------
+        paradigm, parameters, weights : optional
+            As in :meth:`predict`.
+        noise : float or array-like, shape (n_voxels,), default 1.0
+            Standard deviation of the noise (per voxel if an array or Series).
+        dof : float, optional
+            Degrees of freedom of Student-t noise (scaled so ``noise`` is its scale);
+            Gaussian when None.
+        n_repeats : int, default 1
+            Number of noisy repeats; with more than one, rows are indexed by
+            (``repeat``, time).
+        seed : int, optional
+            Seed of the noise generator.
+
+        Returns
+        -------
+        DataFrame
+            Simulated data, time × voxel (or (repeat, time) × voxel).
+        """
+        prediction = self.predict(paradigm, parameters, weights)
+        noise = np.asarray(noise, dtype=np.float64)
+        if noise.ndim == 1 and noise.shape[0] != prediction.shape[1]:
+            raise ValueError(
+                f"noise has {noise.shape[0]} values but there are {prediction.shape[1]} voxels"
+            )
+        if (noise < 0).any() or not np.isfinite(noise).all():
+            raise ValueError("noise must be finite and >= 0")
+        if int(n_repeats) < 1:
+            raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+        rng = np.random.default_rng(seed)
+        frames = []
+        for _ in range(int(n_repeats)):
+            shape = prediction.shape
+            draws = rng.standard_normal(shape) if dof is None else rng.standard_t(dof, shape)
+            frames.append(prediction + draws * noise)
+        if n_repeats == 1:
+            return frames[0]
+        return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
+
+    def get_config(self):
+        """Return the model's specification (class, stimulus space, HRF) as a dict.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable specification without fitted values.
+        """
+        return {"model": getattr(type(self), "registry_name", type(self).__name__)}
+
+    def __repr__(self):
+        """Return the class name and parameter labels."""
+        return f"{type(self).__name__}(parameter_labels={self.get_parameter_labels()})"
+
+
+class HRFEncodingModel:
+    """Mixin that convolves a model's neural response with an HRF (placed first in the MRO).
+
+    Parameters
+    ----------
+    hrf_model : HRFModel, optional
+        The HRF. Defaults to ``SPMHRFModel(tr=1.0)`` with a warning, since the repetition
+        time is a property of the data the model cannot guess.
+    """
+
+    def __init__(self, *args, hrf_model=None, **kwargs):
+        if hrf_model is None:
+            warnings.warn(
+                f"{type(self).__name__}: no hrf_model given; using SPMHRFModel(tr=1.0). Pass "
+                "hrf_model=SPMHRFModel(tr=<your TR>) to match your data.",
+                UserWarning,
+                stacklevel=2,
+            )
+            hrf_model = SPMHRFModel(tr=1.0)
+        if not isinstance(hrf_model, HRFModel):
+            raise TypeError(f"hrf_model must be an HRFModel, got {type(hrf_model).__name__}")
+        self.hrf_model = hrf_model
+        super().__init__(*args, **kwargs)
+
+    def get_parameter_labels(self):
+        """Return the model's labels followed by the per-voxel HRF labels, if any.
+
+        Returns
+        -------
+        list of str
+            Parameter labels.
+        """
+        return list(super().get_parameter_labels()) + list(self.hrf_model.parameter_labels)
+
+    def get_parameter_transforms(self):
+        """Return transforms of the model's and the HRF's parameters.
+
+        Returns
+        -------
+        dict
+            Label → transform.
+        """
+        transforms = dict(self.hrf_model.parameter_transforms)
+        base = {
+            label: self.parameter_transforms.get(label, Identity())
+            for label in super().get_parameter_labels()
+        }
+        return {**base, **transforms}
+
+    def _hrf_parameters(self, parameters):
+        n_hrf = len(self.hrf_model.parameter_labels)
+        if n_hrf == 0:
+            return None
+        return parameters[:, -n_hrf:]
+
+    def _apply_hrf(self, neural, parameters):
+        return self.hrf_model.convolve(neural, self._hrf_parameters(parameters))
+
+    def get_config(self):
+        """Return the model's specification including its HRF.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable specification.
+        """
+        config = super().get_config()
+        config["hrf_model"] = self.hrf_model.get_config()
+        return config
+
+
+def parameter_frame(values, labels, index=None):
+    """Build a unit × parameter DataFrame (helper for examples and simulators).
+
+    Parameters
+    ----------
+    values : dict or array-like
+        Dict label → values, or an array with one column per label.
+    labels : sequence of str
+        Parameter labels.
+    index : Index, optional
+        Unit labels.
+
+    Returns
+    -------
+    DataFrame
+        Parameters with columns named ``parameter``.
+    """
+    if isinstance(values, dict):
+        frame = pd.DataFrame({label: np.asarray(values[label], float) for label in labels})
+    else:
+        frame = pd.DataFrame(np.asarray(values, dtype=float), columns=list(labels))
+    frame.columns.name = PARAMETER
+    frame.index = pd.RangeIndex(len(frame), name=VOXEL) if index is None else index
+    return frame

@@ -1,0 +1,496 @@
+"""Decoding methods of encoding models: stimulus likelihoods, posteriors, Fisher information.
+
+Every row of ``data`` is treated as the response to one stimulus (e.g. single-trial
+estimates). The noise of a voxel pattern around the model's prediction ``f(s)`` is
+multivariate normal ``N(f(s), Ω)`` or, given ``dof``, multivariate Student-t with shape
+``Ω`` and ``dof`` degrees of freedom (fit both with
+:class:`~braincoder.optimize.ResidualFitter`). Models with an HRF are decoded with their
+HRF-free response (stimulus-driven response plus baseline).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from ..stimuli import ImageStimulus
+from ..utils.distributions import (
+    check_covariance,
+    cholesky_log_det,
+    cross_mahalanobis,
+    mvn_logpdf,
+    mvn_logpdf_from_mahalanobis,
+    mvt_logpdf,
+    mvt_logpdf_from_mahalanobis,
+)
+from ..utils.formatting import format_data
+from ..utils.posterior import _cell_widths
+from ..utils.validation import format_labels
+
+logger = logging.getLogger(__name__)
+
+#: Elements of the largest float64 tensor built by the sampled Fisher information.
+_SAMPLE_BUDGET = 2**23
+
+
+def match_voxels(reference, other, reference_name, other_name):
+    """Positions of ``reference``'s voxel labels within ``other``'s labels.
+
+    Labels are matched by name (any order; ``other`` may hold more voxels). An unlabelled
+    side (a ``RangeIndex`` 0 … n−1) of the same length is matched by position.
+
+    Parameters
+    ----------
+    reference, other : Index
+        Voxel labels.
+    reference_name, other_name : str
+        Names of the inputs for the message.
+
+    Returns
+    -------
+    ndarray of int
+        ``other[positions]`` lines up with ``reference``.
+
+    Raises
+    ------
+    ValueError
+        If the labels cannot be aligned; the message names the missing voxels.
+    """
+    if other.equals(reference):
+        return np.arange(len(reference))
+    if other.is_unique and set(reference).issubset(set(other)):
+        return other.get_indexer(reference)
+    unlabelled = [
+        isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        for index in (reference, other)
+    ]
+    if any(unlabelled) and len(reference) == len(other):
+        return np.arange(len(reference))
+    missing = [label for label in reference if label not in set(other)]
+    raise ValueError(
+        f"{reference_name} has voxels that {other_name} lacks: {format_labels(missing)} "
+        f"({len(missing)} of {len(reference)}); {other_name} has voxels "
+        f"{format_labels(other)}"
+    )
+
+
+@dataclass
+class _Inputs:
+    """Validated decoding inputs (numpy, aligned to ``voxels``)."""
+
+    voxels: pd.Index
+    parameters: np.ndarray
+    weights: np.ndarray | None
+    columns: np.ndarray
+    omega: np.ndarray
+    dof: float | None
+
+
+class DecodingMixin:
+    """Methods that invert an encoding model, available on every encoding model.
+
+    :class:`~braincoder.models.EncodingModel` inherits them: :meth:`likelihood`,
+    :meth:`get_stimulus_pdf`, :meth:`get_fisher_information` and :meth:`get_rf_overlap`.
+    """
+
+    # ------------------------------------------------------------------ helpers
+    def _decoding_view(self):
+        """Return the model without its HRF (a shallow view sharing its state)."""
+        from .base import HRFEncodingModel
+
+        if not isinstance(self, HRFEncodingModel):
+            return self
+        base = next(c for c in type(self).__mro__ if not issubclass(c, HRFEncodingModel))
+        view = object.__new__(base)
+        view.__dict__.update(self.__dict__)
+        return view
+
+    def _stimulus_response(self, stimuli, parameters, weights, columns):
+        """HRF-free response to each stimulus row, float32 tensor (n_stimuli, n_voxels)."""
+        response = self._decoding_view()._predict(stimuli, parameters, weights)
+        return tf.gather(response, columns, axis=1)
+
+    def _decoding_inputs(self, voxels, parameters, weights, omega, dof, grid=None):
+        """Validate parameters, weights, Ω and dof; align them to the ``voxels`` labels.
+
+        ``voxels`` is the data's columns, or None (then the model's own voxels).
+        """
+        parameters = self._get_parameters(parameters)
+        weights = self._get_weights(weights)
+        if grid is not None:
+            self._check_shapes(grid, parameters, weights)
+        model_voxels = self._output_columns(parameters, weights)
+        if voxels is None:
+            voxels = model_voxels
+        what = "weights" if weights is not None else "parameters"
+        columns = match_voxels(voxels, model_voxels, "data", what)
+        if omega is None:
+            omega = getattr(self, "omega", None)
+            if omega is None:
+                raise ValueError(
+                    "no omega (noise covariance) given; fit one with "
+                    "braincoder.optimize.ResidualFitter or pass it to the constructor"
+                )
+        if isinstance(omega, pd.DataFrame):
+            if not omega.index.equals(omega.columns):
+                raise ValueError("omega must have the same voxel labels on its rows and columns")
+            order = match_voxels(voxels, omega.index, "data", "omega")
+            omega = omega.iloc[order, order]
+        omega = check_covariance(omega, "omega", n=len(voxels))
+        if dof is not None:
+            dof = float(dof)
+            if not (np.isfinite(dof) and dof > 0):
+                raise ValueError(f"dof must be a finite number > 0, got {dof}")
+        return _Inputs(
+            voxels=voxels,
+            parameters=self._parameter_array(parameters),
+            weights=None if weights is None else weights.to_numpy(np.float32),
+            columns=columns.astype(np.int32),
+            omega=omega,
+            dof=dof,
+        )
+
+    def _stimulus_grid(self, stimuli, what="stimulus_range"):
+        """Candidate stimuli as (float32 array (n, n_dimensions), column labels, widths).
+
+        ``widths`` holds the cell width of each point of a strictly increasing 1D grid (the
+        posterior is a density over it), else None (the posterior is a mass per candidate).
+        """
+        space = self.stimulus
+        if stimuli is None:
+            try:
+                stimuli = space.default_grid()
+            except NotImplementedError:
+                raise ValueError(
+                    f"{what} is required: {type(space).__name__} has no default grid"
+                ) from None
+            if isinstance(space, ImageStimulus):
+                stimuli = space.grid_coordinates
+        if isinstance(space, ImageStimulus):
+            return self._image_grid(stimuli, what)
+        if isinstance(stimuli, pd.Series):
+            stimuli = stimuli.to_frame()
+        frame = stimuli if isinstance(stimuli, pd.DataFrame) else None
+        array = np.asarray(stimuli, dtype=np.float64)
+        if array.ndim == 1:
+            array = array[:, np.newaxis]
+        n_dims = space.n_dimensions
+        wrong = n_dims is not None and array.ndim == 2 and array.shape[1] != n_dims
+        if array.ndim != 2 or array.shape[0] == 0 or wrong:
+            expected = "any number of" if n_dims is None else str(n_dims)
+            raise ValueError(
+                f"{what} must have shape (n_stimuli, {expected}) for {type(self).__name__} "
+                f"(stimulus space with {expected} dimension{'s' if n_dims != 1 else ''}), "
+                f"got shape {np.shape(stimuli)}"
+            )
+        try:
+            space.clean_paradigm(array)
+        except ValueError as error:
+            raise ValueError(f"{what}: {error}") from None
+        if array.shape[1] == 1:
+            columns = pd.Index(array[:, 0], name="stimulus")
+            return array.astype(np.float32), columns, _cell_widths(array[:, 0])
+        columns = frame.index if frame is not None else pd.RangeIndex(len(array), name="candidate")
+        return array.astype(np.float32), columns, None
+
+    def _image_grid(self, stimuli, what):
+        """Candidate images, or dot images at (x, y) positions (nearest pixel)."""
+        space = self.stimulus
+        if isinstance(stimuli, pd.DataFrame) and list(stimuli.columns) == ["x", "y"]:
+            positions = stimuli.to_numpy(np.float64)
+            if not np.isfinite(positions).all():
+                raise ValueError(f"{what}: dot positions must be finite")
+            pixels = space.grid_coordinates.to_numpy(np.float64)
+            distance = ((positions[:, np.newaxis, :] - pixels[np.newaxis]) ** 2).sum(-1)
+            images = np.zeros((len(positions), len(pixels)), np.float32)
+            images[np.arange(len(positions)), distance.argmin(axis=1)] = 1.0
+            return images, pd.MultiIndex.from_frame(stimuli), None
+        array = np.asarray(stimuli, dtype=np.float64)
+        if array.ndim == 3:
+            array = array.reshape(array.shape[0], -1)
+        if array.ndim != 2 or array.shape[1] != space.n_dimensions:
+            raise ValueError(
+                f"{what} must be candidate images of shape (n_candidates, "
+                f"{space.n_dimensions}) (one column per pixel) or a DataFrame of dot "
+                f"positions with columns ['x', 'y'], got shape {np.shape(stimuli)}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(f"{what}: candidate images hold NaN/inf values")
+        columns = (
+            stimuli.index if isinstance(stimuli, pd.DataFrame)
+            else pd.RangeIndex(len(array), name="candidate")
+        )
+        return array.astype(np.float32), columns, None
+
+    def _log_likelihood(self, data, response, omega, dof):
+        """Return log p(data_t | stimulus_g) as a float64 tensor (n_timepoints, n_stimuli)."""
+        chol = tf.linalg.cholesky(tf.constant(omega, tf.float64))
+        maha = cross_mahalanobis(
+            tf.constant(data, tf.float64), tf.cast(response, tf.float64), chol
+        )
+        n = omega.shape[0]
+        log_det = cholesky_log_det(chol)
+        if dof is None:
+            return mvn_logpdf_from_mahalanobis(maha, log_det, n)
+        return mvt_logpdf_from_mahalanobis(maha, log_det, n, dof)
+
+    # ------------------------------------------------------------------ public
+    def get_rf_overlap(self, parameters=None, weights=None):
+        """Return the voxel × voxel overlap matrix ``WWᵀ`` of the noise model.
+
+        With weights (basis function × voxel), ``W`` is their transpose and ``WWᵀ`` is the
+        weights' inner product between voxels. Without weights (pRF models), ``W`` holds each
+        voxel's stimulus-driven response (no baseline, no HRF) to every stimulus of
+        ``self.stimulus.default_grid()`` — for 2D models, a dot at every pixel, i.e. the
+        receptive fields — divided by the square root of the grid size. Either way the matrix
+        is scaled so that its diagonal averages 1, which makes ``σ²`` in
+        :class:`~braincoder.optimize.ResidualFitter` the average variance of the
+        stimulus-space noise component.
+
+        Parameters
+        ----------
+        parameters, weights : DataFrame, optional
+            Fall back to the constructor's.
+
+        Returns
+        -------
+        DataFrame, shape (n_voxels, n_voxels)
+            Symmetric positive semi-definite overlap, labelled by voxel.
+
+        Raises
+        ------
+        ValueError
+            If the model has neither weights nor a default stimulus grid.
+        """
+        parameters = self._get_parameters(parameters)
+        weights = self._get_weights(weights)
+        voxels = self._output_columns(parameters, weights)
+        overlap = self._get_rf_overlap(
+            self._parameter_array(parameters),
+            None if weights is None else weights.to_numpy(np.float64),
+        )
+        return pd.DataFrame(overlap, index=voxels, columns=voxels)
+
+    def _get_rf_overlap(self, parameters, weights):
+        """Normalised ``WWᵀ`` (numpy float64, n_voxels × n_voxels); see get_rf_overlap."""
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64).T
+        else:
+            try:
+                grid = self.stimulus.default_grid()
+            except NotImplementedError:
+                raise ValueError(
+                    f"{type(self).__name__} has no weights and its stimulus space has no "
+                    "default grid, so the receptive-field overlap cannot be computed"
+                ) from None
+            grid = tf.constant(np.asarray(grid, dtype=np.float32))
+            response = self._decoding_view()._neural(grid, tf.constant(parameters, tf.float32))
+            w = np.asarray(response, dtype=np.float64).T / np.sqrt(grid.shape[0])
+        overlap = w @ w.T
+        scale = np.mean(np.diag(overlap))
+        return overlap / scale if scale > 0 else overlap
+
+    def likelihood(
+        self, stimuli, data=None, parameters=None, weights=None, omega=None, dof=None,
+        logp=False, normalize=True,
+    ):
+        """Likelihood of every time point's data under every candidate stimulus.
+
+        Parameters
+        ----------
+        stimuli : array-like or DataFrame
+            Candidate stimuli: 1D values (1D models); for image models, candidate images
+            (n_candidates × n_pixels) or a DataFrame of dot positions (columns ``x``, ``y``;
+            each becomes an image lighting the nearest pixel); None for the default grid.
+        data : DataFrame, shape (n_timepoints, n_voxels), optional
+            Responses to decode (fall back to the constructor's).
+        parameters, weights : DataFrame, optional
+            Fall back to the constructor's. Voxels are matched to ``data`` by label.
+        omega : DataFrame or array, shape (n_voxels, n_voxels), optional
+            Noise covariance (Student-t shape matrix with ``dof``).
+        dof : float, optional
+            Degrees of freedom of Student-t noise; Gaussian noise when None.
+        logp : bool, default False
+            Return log values.
+        normalize : bool, default True
+            Normalise over the candidates per time point (the posterior under a flat prior):
+            densities integrating to 1 over a strictly increasing 1D grid (sum of density
+            times cell width, the grid step for regular grids), otherwise masses summing to 1.
+
+        Returns
+        -------
+        DataFrame, shape (n_timepoints, n_stimuli)
+            Indexed like ``data``; columns are the stimulus values (1D), the dot positions
+            (MultiIndex ``x``, ``y``) or the candidates' labels.
+
+        Raises
+        ------
+        ValueError
+            For a stimulus grid of the wrong dimensionality, voxels that cannot be matched,
+            or an ``omega`` that is not symmetric positive definite.
+        """
+        if data is None:
+            data = getattr(self, "data", None)
+            if data is None:
+                raise ValueError("no data given (pass them here or to the constructor)")
+        data = format_data(data)
+        grid, columns, widths = self._stimulus_grid(stimuli, "stimuli")
+        inputs = self._decoding_inputs(
+            data.columns, parameters, weights, omega, dof, pd.DataFrame(grid)
+        )
+        response = self._stimulus_response(grid, inputs.parameters, inputs.weights, inputs.columns)
+        log_like = self._log_likelihood(data.to_numpy(np.float64), response, inputs.omega,
+                                        inputs.dof)
+        if normalize:
+            log_w = 0.0 if widths is None else tf.constant(np.log(widths)[np.newaxis, :])
+            log_like = log_like - tf.reduce_logsumexp(log_like + log_w, axis=1, keepdims=True)
+        values = log_like.numpy() if logp else np.exp(log_like.numpy())
+        return pd.DataFrame(values, index=data.index, columns=columns)
+
+    def get_stimulus_pdf(
+        self, data, stimulus_range=None, parameters=None, weights=None, omega=None, dof=None,
+        normalize=True,
+    ):
+        """Posterior over a grid of stimuli for every time point (flat prior).
+
+        Computed in log space and normalised with a log-sum-exp.
+
+        Parameters
+        ----------
+        data : DataFrame, shape (n_timepoints, n_voxels)
+            Responses to decode.
+        stimulus_range : array-like or DataFrame, optional
+            Stimulus grid (see :meth:`likelihood`); ``self.stimulus.default_grid()`` when
+            None (every pixel's dot, labelled by ``(x, y)``, for image models).
+        parameters, weights, omega, dof : optional
+            See :meth:`likelihood`.
+        normalize : bool, default True
+            See :meth:`likelihood`.
+
+        Returns
+        -------
+        DataFrame, shape (n_timepoints, n_stimuli)
+            Posterior density (1D grids) or mass (candidates), time × stimulus.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from braincoder.models import GaussianPRF
+        >>> model = GaussianPRF(parameters=[[2.0, 1.0, 1.0, 0.0], [6.0, 1.0, 1.0, 0.0]])
+        >>> data = model.predict(paradigm=[2.0])
+        >>> pdf = model.get_stimulus_pdf(data, np.linspace(0, 8, 81), omega=0.01 * np.eye(2))
+        >>> float(pdf.columns[pdf.to_numpy().argmax()])
+        2.0
+        """
+        return self.likelihood(
+            stimulus_range, data, parameters, weights, omega, dof, logp=False,
+            normalize=normalize,
+        )
+
+    def get_fisher_information(
+        self, stimuli=None, omega=None, dof=None, weights=None, parameters=None, n=1000,
+        analytical=True, seed=0,
+    ):
+        """Fisher information of the voxel population about a 1D stimulus.
+
+        Analytical: :math:`J(s) = f'(s)^\\top \\Omega^{-1} f'(s)`, scaled by
+        :math:`(\\nu + n)/(\\nu + n + 2)` for Student-t noise with :math:`\\nu` degrees of
+        freedom and :math:`n` voxels; the derivative of the (HRF-free) prediction comes from
+        automatic differentiation, for all stimuli at once. Sampled: the variance, over
+        ``n`` noisy responses simulated at each stimulus, of the score
+        :math:`\\partial_s \\log p(y \\mid s)`.
+
+        Parameters
+        ----------
+        stimuli : array-like, shape (n_stimuli,), optional
+            Stimulus values (default grid when None).
+        omega, dof : optional
+            Noise model (see :meth:`likelihood`).
+        weights, parameters : DataFrame, optional
+            Fall back to the constructor's.
+        n : int, default 1000
+            Simulated responses per stimulus (sampled estimate).
+        analytical : bool, default True
+            Analytical (True) or sampled (False) estimate.
+        seed : int, default 0
+            Seed of the simulated noise.
+
+        Returns
+        -------
+        Series
+            Fisher information indexed by stimulus value, named ``"fisher_information"``.
+
+        Raises
+        ------
+        ValueError
+            For stimuli with more than one dimension or a bad ``omega``.
+        """
+        grid, columns, _ = self._stimulus_grid(stimuli, "stimuli")
+        if grid.shape[1] != 1:
+            raise ValueError(
+                "Fisher information is computed for 1D stimuli; this model's stimuli have "
+                f"{grid.shape[1]} dimensions"
+            )
+        inputs = self._decoding_inputs(
+            None, parameters, weights, omega, dof, pd.DataFrame(grid)
+        )
+        chol = tf.linalg.cholesky(tf.constant(inputs.omega, tf.float64))
+        if analytical:
+            values = self._analytical_fisher(grid, inputs, chol)
+        else:
+            if int(n) < 2:
+                raise ValueError(f"n must be >= 2 for the sampled estimate, got {n}")
+            values = self._sampled_fisher(grid, inputs, chol, int(n), seed)
+        return pd.Series(values, index=columns, name="fisher_information")
+
+    def _analytical_fisher(self, grid, inputs, chol):
+        stimuli = tf.constant(grid)
+        with tf.GradientTape() as tape:
+            tape.watch(stimuli)
+            response = self._stimulus_response(
+                stimuli, inputs.parameters, inputs.weights, inputs.columns
+            )
+        derivative = tf.cast(tape.batch_jacobian(response, stimuli)[..., 0], tf.float64)
+        whitened = tf.linalg.triangular_solve(chol, tf.transpose(derivative), lower=True)
+        fisher = tf.reduce_sum(tf.square(whitened), axis=0).numpy()
+        if inputs.dof is not None:
+            n_voxels = inputs.omega.shape[0]
+            fisher = fisher * (inputs.dof + n_voxels) / (inputs.dof + n_voxels + 2.0)
+        return fisher
+
+    def _sampled_fisher(self, grid, inputs, chol, n, seed):
+        rng = np.random.default_rng(seed)
+        n_voxels = inputs.omega.shape[0]
+        chunk = max(1, _SAMPLE_BUDGET // (n * n_voxels))
+        out = []
+        for start in range(0, len(grid), chunk):
+            stimuli = tf.constant(np.repeat(grid[start : start + chunk], n, axis=0))
+            mean = self._stimulus_response(
+                stimuli, inputs.parameters, inputs.weights, inputs.columns
+            )
+            noise = rng.standard_normal((stimuli.shape[0], n_voxels)) @ np.linalg.cholesky(
+                inputs.omega
+            ).T
+            if inputs.dof is not None:
+                noise *= np.sqrt(inputs.dof / rng.chisquare(inputs.dof, (len(noise), 1)))
+            observed = tf.cast(mean, tf.float64) + noise
+            with tf.GradientTape() as tape:
+                tape.watch(stimuli)
+                prediction = tf.cast(
+                    self._stimulus_response(
+                        stimuli, inputs.parameters, inputs.weights, inputs.columns
+                    ),
+                    tf.float64,
+                )
+                if inputs.dof is None:
+                    log_p = mvn_logpdf(observed, prediction, chol)
+                else:
+                    log_p = mvt_logpdf(observed, prediction, chol, inputs.dof)
+                total = tf.reduce_sum(log_p)
+            score = tape.gradient(total, stimuli).numpy().astype(np.float64).reshape(-1, n)
+            out.append(score.var(axis=1, ddof=1))
+        return np.concatenate(out)

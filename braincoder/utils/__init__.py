@@ -1,0 +1,30 @@
+"""Utilities: goodness of fit, metrics, pandas conversion, input checks."""
+
+from .metrics import cosine_similarity, n_way_identification, pearson_per_sample, ssim
+from .posterior import (
+    get_credible_interval,
+    get_expected_value,
+    get_map,
+    get_sd_posterior,
+    in_credible_interval,
+)
+from .retrieval import embedding_similarity, retrieval_accuracy
+from .stats import get_r, get_rsq
+
+__all__ = [
+    "get_rsq",
+    "get_r",
+    "pearson_per_sample",
+    "cosine_similarity",
+    "ssim",
+    "n_way_identification",
+    "retrieval_accuracy",
+    "embedding_similarity",
+]
+__all__ += [
+    "get_map",
+    "get_expected_value",
+    "get_sd_posterior",
+    "get_credible_interval",
+    "in_credible_interval",
+]

@@ -1,0 +1,223 @@
+"""Reading tables of data (TSV/CSV, ``.npy``, ``.npz``, NIfTI) and writing fit results.
+
+Nothing here unpickles: ``.npy``/``.npz`` files are read with ``allow_pickle=False`` and
+tables are parsed as numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .formatting import TIME, VOXEL, to_frame
+
+__all__ = ["read_table", "write_table", "save_results"]
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _suffix(path):
+    name = Path(path).name.lower()
+    for suffix in (".nii.gz", ".tsv.gz", ".csv.gz"):
+        if name.endswith(suffix):
+            return suffix
+    return Path(path).suffix.lower()
+
+
+def read_table(path, mask=None):
+    """Read a time × column table from TSV/CSV, ``.npy``, ``.npz`` or NIfTI.
+
+    Parameters
+    ----------
+    path : str or path
+        File to read:
+
+        - ``.tsv``/``.txt`` (tab-separated) or ``.csv`` (comma-separated), optionally
+          gzipped: the header row holds the column labels, the first column the row index
+          (e.g. time);
+        - ``.npy``: a 1D, 2D or 3D array (3D arrays, e.g. time × height × width images, are
+          flattened to time × pixels in row-major order);
+        - ``.npz``: a single array, or the array named ``data``;
+        - ``.nii``/``.nii.gz``: a 4D image (needs ``nibabel``), voxels selected by ``mask``.
+    mask : str, path or array-like of bool, optional
+        NIfTI only: 3D mask (image file or boolean array) of the voxels to read; all voxels
+        when None.
+
+    Returns
+    -------
+    DataFrame
+        Rows × columns. Arrays get a ``time`` row index and ``voxel`` column labels 0 … n−1;
+        NIfTI columns are the flat (C-order) positions of the voxels in the volume.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        For an unknown extension, non-numeric cells (the message names the column and row),
+        an empty table, or a ``.npz`` file with several arrays but none named ``data``.
+    ImportError
+        For NIfTI files when ``nibabel`` is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from braincoder.utils.io import read_table
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.zeros((3, 2)))
+    >>> read_table(path).shape
+    (3, 2)
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in _NIFTI_SUFFIXES:
+        return _read_nifti(path, mask)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    if mask is not None:
+        raise ValueError("mask is only used with NIfTI files")
+    if suffix in (".tsv", ".txt", ".tsv.gz"):
+        return _read_text(path, "\t")
+    if suffix in (".csv", ".csv.gz"):
+        return _read_text(path, ",")
+    if suffix == ".npy":
+        return _array_frame(np.load(path, allow_pickle=False), path)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if len(names) == 1:
+                array = archive[names[0]]
+            elif "data" in names:
+                array = archive["data"]
+            else:
+                raise ValueError(f"{path.name}: holds arrays {names}; expected one array or an "
+                                 "array named 'data'")
+        return _array_frame(array, path)
+    raise ValueError(f"{path.name}: unknown file type {suffix!r}; use .tsv, .csv, .npy, .npz, "
+                     ".nii or .nii.gz")
+
+
+def _read_text(path, separator):
+    try:
+        frame = pd.read_csv(path, sep=separator, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path.name}: cannot be read as a table ({str(error).strip()})"
+                         ) from None
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"{path.name}: the table is empty (shape {frame.shape}); the first "
+                         "column must be the row index followed by value columns")
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            bad = converted.isna() & frame[column].notna()
+            row = frame.index[np.flatnonzero(bad.to_numpy())[0]] if bad.any() else None
+            raise ValueError(
+                f"{path.name}: column {column!r} holds non-numeric values (first at row "
+                f"{row!r}: {frame[column].loc[row]!r})" if row is not None else
+                f"{path.name}: column {column!r} is not numeric"
+            )
+    return frame.astype(np.float64)
+
+
+def _array_frame(array, path):
+    array = np.asarray(array)
+    if array.dtype.kind not in "iufb":
+        raise ValueError(f"{path.name}: expected a numeric array, found dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array.reshape(array.shape[0], -1)
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise ValueError(f"{path.name}: expected a non-empty 1D, 2D or 3D array, got shape "
+                         f"{array.shape}")
+    return to_frame(array.astype(np.float64), path.name, index_name=TIME, columns_name=VOXEL)
+
+
+def _read_nifti(path, mask):
+    try:
+        import nibabel
+    except ImportError:
+        raise ImportError(
+            "reading NIfTI files needs nibabel: pip install braincoder[nifti]"
+        ) from None
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    volume = np.asarray(nibabel.load(path).get_fdata(), dtype=np.float64)
+    if volume.ndim != 4:
+        raise ValueError(f"{path.name}: expected a 4D image (x, y, z, time), got shape "
+                         f"{volume.shape}")
+    if mask is None:
+        selected = np.ones(volume.shape[:3], bool)
+    else:
+        if isinstance(mask, str | Path):
+            mask = nibabel.load(mask).get_fdata()
+        selected = np.asarray(mask) > 0
+        if selected.shape != volume.shape[:3]:
+            raise ValueError(f"mask has shape {selected.shape} but the image volume has "
+                             f"shape {volume.shape[:3]}")
+    positions = np.flatnonzero(selected.ravel())
+    values = volume.reshape(-1, volume.shape[3])[positions].T
+    return pd.DataFrame(values, index=pd.RangeIndex(values.shape[0], name=TIME),
+                        columns=pd.Index(positions, name=VOXEL))
+
+
+def write_table(frame, path):
+    """Write a DataFrame or Series as TSV (or CSV for a ``.csv`` path), labels kept.
+
+    Parameters
+    ----------
+    frame : DataFrame or Series
+        Table to write; the index becomes the first column.
+    path : str or path
+        Destination (``.csv`` → commas, anything else → tabs).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    separator = "," if _suffix(path) in (".csv", ".csv.gz") else "\t"
+    frame.to_csv(path, sep=separator)
+    return path
+
+
+def save_results(directory, parameters=None, r2=None, predictions=None, spec=None):
+    """Write fit results to a directory as TSV and JSON files.
+
+    Parameters
+    ----------
+    directory : str or path
+        Output directory (created if needed).
+    parameters : DataFrame, optional
+        Voxel × parameter estimates → ``parameters.tsv``.
+    r2 : Series or DataFrame, optional
+        R² per voxel → ``r2.tsv``.
+    predictions : DataFrame, optional
+        Time × voxel predictions → ``predictions.tsv``.
+    spec : dict or str, optional
+        Model specification (a dict, e.g. ``model.get_config()``, or JSON text such as
+        ``model.to_json()``) → ``model.json``.
+
+    Returns
+    -------
+    dict
+        File role → written path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, table in (("parameters", parameters), ("r2", r2), ("predictions", predictions)):
+        if table is not None:
+            written[name] = write_table(table, directory / f"{name}.tsv")
+    if spec is not None:
+        text = spec if isinstance(spec, str) else json.dumps(spec, indent=1, allow_nan=False)
+        json.loads(text)  # refuse to write something that is not JSON
+        written["spec"] = directory / "model.json"
+        written["spec"].write_text(text)
+    return written

@@ -1,0 +1,386 @@
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from braincoder.hrf import SPMHRFModel
+from braincoder.models import (
+    GaussianPRF,
+    GaussianPRF2D,
+    GaussianPRFWithHRF,
+    LinearModel,
+    LogGaussianPRF,
+    VonMisesPRF,
+)
+from braincoder.optimize import ResidualFitter, StimulusFitter
+from braincoder.optimize.residuals import make_omega
+from braincoder.optimize.stimulus import make_bar_stimulus_fn
+from braincoder.stimuli import make_grid_coordinates
+from braincoder.utils import (
+    get_expected_value,
+    get_map,
+    get_sd_posterior,
+    in_credible_interval,
+)
+
+CIRCLE = np.linspace(-np.pi, np.pi, 120, endpoint=False)
+
+
+def circular_correlation(a, b):
+    """Fisher–Lee circular correlation (well defined for stimuli spread over the circle)."""
+    da = np.sin(np.subtract.outer(a, a))
+    db = np.sin(np.subtract.outer(b, b))
+    return (da * db).sum() / np.sqrt((da**2).sum() * (db**2).sum())
+
+
+def simulate(model, stimuli, omega, seed):
+    rng = np.random.default_rng(seed)
+    prediction = model.predict(paradigm=stimuli)
+    noise = rng.multivariate_normal(np.zeros(len(omega)), omega, size=len(stimuli))
+    return prediction + noise
+
+
+# ---------------------------------------------------------------- orientation population
+@pytest.fixture(scope="module")
+def orientation():
+    rng = np.random.default_rng(0)
+    n = 60
+    parameters = pd.DataFrame(
+        {
+            "mu": np.linspace(-np.pi, np.pi, n, endpoint=False),
+            "kappa": rng.uniform(1.0, 3.0, n),
+            "amplitude": rng.uniform(0.8, 1.2, n),
+            "baseline": rng.normal(0, 0.1, n),
+        },
+        index=pd.Index([f"v{i:02d}" for i in range(n)], name="voxel"),
+    )
+    model = VonMisesPRF(parameters=parameters)
+    truth = {"tau": rng.uniform(0.15, 0.3, n), "rho": 0.3, "sigma2": 0.025}
+    omega = make_omega(truth["tau"], truth["rho"], truth["sigma2"],
+                       model.get_rf_overlap().to_numpy())
+    train = rng.uniform(-np.pi, np.pi, 1000)
+    data = simulate(model, train, omega, seed=1)
+    fitter = ResidualFitter(model, data, train)
+    fitted, dof = fitter.fit(method="gauss", progressbar=False, max_n_iterations=2000)
+    return {"model": model, "omega": omega, "truth": truth, "fitter": fitter,
+            "fitted": fitted, "dof": dof, "data": data}
+
+
+def test_residual_fitter_recovers_noise_model(orientation):
+    fitter, truth = orientation["fitter"], orientation["truth"]
+    estimates = fitter.fitted_omega_parameters
+    assert orientation["dof"] is None
+    assert estimates["rho"] == pytest.approx(truth["rho"], rel=0.15)
+    assert estimates["sigma2"] == pytest.approx(truth["sigma2"], rel=0.15)
+    np.testing.assert_allclose(estimates["tau"].to_numpy(), truth["tau"], rtol=0.15)
+    omega = orientation["fitted"]
+    assert omega.index.equals(orientation["data"].columns)
+    assert omega.columns.equals(orientation["data"].columns)
+    np.testing.assert_array_equal(omega.to_numpy(), omega.to_numpy().T)
+    assert np.linalg.eigvalsh(omega.to_numpy()).min() > 0
+    assert fitter.costs[-1] < fitter.costs[0]
+
+
+def test_orientation_decoding_and_calibration(orientation):
+    model, omega = orientation["model"], orientation["omega"]
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(-np.pi, np.pi, 300)
+    data = simulate(model, truth, omega, seed=3)
+    pdf = model.get_stimulus_pdf(data, CIRCLE, omega=orientation["fitted"])
+    assert pdf.shape == (300, len(CIRCLE))
+    assert pdf.index.equals(data.index)
+    # densities: sum × grid step = 1
+    np.testing.assert_allclose(pdf.sum(axis=1) * (CIRCLE[1] - CIRCLE[0]), 1.0, rtol=1e-9)
+    decoded_map = get_map(pdf).to_numpy(dtype=float)
+    decoded_mean = get_expected_value(pdf).to_numpy()
+    assert circular_correlation(decoded_map, truth) > 0.9
+    assert circular_correlation(decoded_mean, truth) > 0.9
+    assert np.abs(np.angle(np.exp(1j * (decoded_mean - truth)))).mean() < 0.3
+    coverage = in_credible_interval(pdf, truth, 0.95).mean()
+    assert 0.90 <= coverage <= 0.99
+
+
+def test_stimulus_fitter_orientation_wraps_and_improves(orientation):
+    model, omega = orientation["model"], orientation["fitted"]
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(-np.pi, np.pi, 40)
+    data = simulate(model, truth, orientation["omega"], seed=5)
+    fitter = StimulusFitter(data, model, omega)
+    fitted = fitter.fit(progressbar=False)
+    values = fitted["x"].to_numpy()
+    assert ((values >= -np.pi) & (values < np.pi)).all()
+    assert circular_correlation(values, truth) > 0.9
+    # never worse than the grid start; checked through the public likelihood
+    grid_start = get_map(model.get_stimulus_pdf(data, omega=omega)).to_numpy(dtype=float)
+
+    def log_posterior(stimuli):
+        frame = model.likelihood(stimuli, data, omega=omega, logp=True, normalize=False)
+        return np.diag(frame.to_numpy())
+
+    assert (log_posterior(values) >= log_posterior(grid_start) - 1e-6).all()
+    assert (log_posterior(values) > log_posterior(grid_start) + 1e-6).mean() > 0.5
+
+
+def test_fisher_information_analytical_matches_sampled_and_reference(orientation):
+    model, omega = orientation["model"], orientation["fitted"]
+    stimuli = np.linspace(-np.pi, np.pi, 12, endpoint=False)
+    analytical = model.get_fisher_information(stimuli, omega=omega)
+    assert analytical.index.tolist() == pytest.approx(stimuli.tolist())
+    sampled = model.get_fisher_information(stimuli, omega=omega, analytical=False, n=4000)
+    np.testing.assert_allclose(sampled, analytical, rtol=0.10)
+    # independent reference: central finite differences and a numpy solve
+    h = 1e-3
+    derivative = (model.predict(paradigm=stimuli + h).to_numpy()
+                  - model.predict(paradigm=stimuli - h).to_numpy()) / (2 * h)
+    reference = np.einsum("gi,ij,gj->g", derivative, np.linalg.inv(omega.to_numpy()), derivative)
+    np.testing.assert_allclose(analytical, reference, rtol=1e-3)
+    # Student-t noise: (dof + n) / (dof + n + 2) scaling, and Monte Carlo agreement
+    t_analytical = model.get_fisher_information(stimuli, omega=omega, dof=4.0)
+    n = omega.shape[0]
+    np.testing.assert_allclose(t_analytical, analytical * (4 + n) / (4 + n + 2), rtol=1e-9)
+    t_sampled = model.get_fisher_information(stimuli, omega=omega, dof=4.0, analytical=False,
+                                             n=4000, seed=1)
+    np.testing.assert_allclose(t_sampled, t_analytical, rtol=0.10)
+
+
+# ---------------------------------------------------------------- numerosity population
+@pytest.fixture(scope="module")
+def numerosity():
+    rng = np.random.default_rng(10)
+    n = 40
+    parameters = pd.DataFrame({
+        "mu": rng.uniform(0, 10, n), "sd": rng.uniform(1, 3, n),
+        "amplitude": rng.uniform(0.8, 1.2, n), "baseline": 0.0,
+    })
+    model = GaussianPRF(parameters=parameters)
+    truth = {"tau": rng.uniform(0.2, 0.4, n), "rho": 0.2, "sigma2": 0.05}
+    omega = make_omega(truth["tau"], truth["rho"], truth["sigma2"],
+                       model.get_rf_overlap().to_numpy())
+    train = rng.uniform(0, 10, 800)
+    data = simulate(model, train, omega, seed=11)
+    fitter = ResidualFitter(model, data, train)
+    fitted, _ = fitter.fit(method="gauss", progressbar=False)
+    return {"model": model, "omega": omega, "truth": truth, "fitter": fitter, "fitted": fitted}
+
+
+def test_numerosity_noise_recovery_decoding_and_calibration(numerosity):
+    estimates, truth = numerosity["fitter"].fitted_omega_parameters, numerosity["truth"]
+    assert estimates["rho"] == pytest.approx(truth["rho"], rel=0.15)
+    assert estimates["sigma2"] == pytest.approx(truth["sigma2"], rel=0.15)
+    np.testing.assert_allclose(estimates["tau"].to_numpy(), truth["tau"], rtol=0.15)
+    model = numerosity["model"]
+    rng = np.random.default_rng(12)
+    stimuli = rng.uniform(0, 10, 300)
+    data = simulate(model, stimuli, numerosity["omega"], seed=13)
+    grid = np.linspace(0, 10, 201)
+    pdf = model.get_stimulus_pdf(data, grid, omega=numerosity["fitted"])
+    np.testing.assert_allclose(pdf.sum(axis=1) * (grid[1] - grid[0]), 1.0, rtol=1e-9)
+    assert np.corrcoef(get_map(pdf).to_numpy(dtype=float), stimuli)[0, 1] > 0.9
+    assert np.corrcoef(get_expected_value(pdf), stimuli)[0, 1] > 0.9
+    assert 0.90 <= in_credible_interval(pdf, stimuli).mean() <= 0.99
+
+
+def test_posterior_sd_grows_with_noise(numerosity):
+    model, omega = numerosity["model"], numerosity["omega"]
+    stimuli = np.random.default_rng(14).uniform(2, 8, 100)
+    grid = np.linspace(0, 10, 201)
+    sds = []
+    for scale in (0.5, 1.0, 2.0):
+        data = simulate(model, stimuli, scale * omega, seed=15)
+        pdf = model.get_stimulus_pdf(data, grid, omega=scale * omega)
+        sds.append(get_sd_posterior(pdf).mean())
+    assert sds[0] < sds[1] < sds[2]
+
+
+def test_likelihood_matches_scipy(numerosity):
+    model, omega = numerosity["model"], numerosity["omega"]
+    stimuli = np.array([1.0, 4.5, 9.0])
+    data = simulate(model, np.array([2.0, 6.0]), omega, seed=16)
+    mean = model.predict(paradigm=stimuli).to_numpy()
+    log_like = model.likelihood(stimuli, data, omega=omega, logp=True, normalize=False)
+    reference = np.array([[stats.multivariate_normal.logpdf(y, m, omega) for m in mean]
+                          for y in data.to_numpy()])
+    np.testing.assert_allclose(log_like.to_numpy(), reference, rtol=1e-8)
+    log_t = model.likelihood(stimuli, data, omega=omega, dof=5.0, logp=True, normalize=False)
+    reference_t = np.array([[stats.multivariate_t.logpdf(y, m, omega, df=5.0) for m in mean]
+                            for y in data.to_numpy()])
+    np.testing.assert_allclose(log_t.to_numpy(), reference_t, rtol=1e-8)
+    assert log_like.columns.tolist() == stimuli.tolist()
+
+
+def test_voxels_are_aligned_by_name(numerosity):
+    model, omega = numerosity["model"], numerosity["omega"]
+    voxels = pd.Index([f"v{i}" for i in range(omega.shape[0])], name="voxel")
+    parameters = model.parameters.set_axis(voxels)
+    omega_frame = pd.DataFrame(omega, index=voxels, columns=voxels)
+    data = simulate(model, np.array([3.0, 7.0]), omega, seed=17).set_axis(voxels, axis=1)
+    grid = np.linspace(0, 10, 51)
+    reference = model.get_stimulus_pdf(data, grid, parameters=parameters, omega=omega_frame)
+    order = np.random.default_rng(0).permutation(len(voxels))
+    shuffled = model.get_stimulus_pdf(
+        data.iloc[:, order], grid, parameters=parameters.iloc[order[::-1]],
+        omega=omega_frame.iloc[order, order],
+    )
+    np.testing.assert_allclose(shuffled.to_numpy(), reference.to_numpy(), rtol=1e-6)
+
+
+def test_irregular_grid_normalisation_and_log_gaussian_fit():
+    n = 30
+    model = LogGaussianPRF(parameters=pd.DataFrame({
+        "mu": np.geomspace(1, 64, n), "sd": 0.5, "amplitude": 1.0, "baseline": 0.0}))
+    stimuli = np.exp(np.random.default_rng(18).uniform(0, np.log(64), 30))
+    data = model.simulate(stimuli, noise=0.2, seed=19)
+    omega = 0.04 * np.eye(n)
+    pdf = model.get_stimulus_pdf(data, omega=omega)  # default grid: log-spaced 1 … 64
+    grid = pdf.columns.to_numpy()
+    np.testing.assert_allclose(pdf.to_numpy() @ np.gradient(grid), 1.0, rtol=1e-9)
+    fitted = StimulusFitter(data, model, omega).fit(progressbar=False)
+    assert (fitted["x"] > 0).all()
+    assert np.corrcoef(np.log(fitted["x"]), np.log(stimuli))[0, 1] > 0.95
+
+
+def test_hrf_model_decodes_with_its_hrf_free_response(numerosity):
+    model, omega = numerosity["model"], numerosity["omega"]
+    with_hrf = GaussianPRFWithHRF(parameters=model.parameters, hrf_model=SPMHRFModel(tr=1.0))
+    data = simulate(model, np.array([2.0, 5.0, 8.0]), omega, seed=20)
+    grid = np.linspace(0, 10, 41)
+    np.testing.assert_allclose(
+        with_hrf.get_stimulus_pdf(data, grid, omega=omega).to_numpy(),
+        model.get_stimulus_pdf(data, grid, omega=omega).to_numpy(), rtol=1e-6,
+    )
+
+
+def test_residual_fitter_student_t_and_shrinkage():
+    rng = np.random.default_rng(21)
+    n = 15
+    model = GaussianPRF(parameters=pd.DataFrame({
+        "mu": np.linspace(0, 10, n), "sd": 2.0, "amplitude": 1.0, "baseline": 0.0}))
+    omega = make_omega(np.full(n, 0.3), 0.2, 0.05, model.get_rf_overlap().to_numpy())
+    stimuli = rng.uniform(0, 10, 1500)
+    noise = stats.multivariate_t.rvs(np.zeros(n), omega, df=5.0, size=1500, random_state=22)
+    data = model.predict(paradigm=stimuli) + noise
+    fitter = ResidualFitter(model, data, stimuli)
+    fitted, dof = fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500)
+    assert isinstance(dof, float) and 3.5 < dof < 7.5
+    assert np.linalg.eigvalsh(fitted.to_numpy()).min() > 0
+    first = fitter.omega.to_numpy().copy()
+    fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500)
+    np.testing.assert_array_equal(fitter.omega.to_numpy(), first)  # deterministic
+    empirical, _ = ResidualFitter(model, data, stimuli, lambd=1.0).fit(method="gauss")
+    np.testing.assert_allclose(empirical, np.cov(fitter.residuals.to_numpy(), rowvar=False))
+    with pytest.raises(ValueError, match="not positive definite.*lambd"):
+        ResidualFitter(model, data.iloc[:10], stimuli[:10], lambd=1.0).fit(method="gauss")
+    distances = np.abs(np.subtract.outer(np.arange(n), np.arange(n))).astype(float)
+    with_d, _ = fitter.fit(D=distances, method="gauss", progressbar=False, max_n_iterations=200)
+    assert {"alpha", "beta"} <= set(fitter.fitted_omega_parameters)
+    assert np.linalg.eigvalsh(with_d.to_numpy()).min() > 0
+
+
+# ---------------------------------------------------------------- 2D and images
+@pytest.fixture(scope="module")
+def retinotopy():
+    rng = np.random.default_rng(30)
+    grid = make_grid_coordinates(15, extent=5.0)
+    n = 80
+    parameters = pd.DataFrame({
+        "x": rng.uniform(-4, 4, n), "y": rng.uniform(-4, 4, n), "sd": rng.uniform(1, 2, n),
+        "baseline": 0.0, "amplitude": 1.0})
+    model = GaussianPRF2D(grid_coordinates=grid, parameters=parameters)
+    return {"model": model, "grid": grid, "omega": 0.01 * np.eye(n), "rng": rng}
+
+
+def test_dot_position_decoding_2d(retinotopy):
+    model, grid, omega = retinotopy["model"], retinotopy["grid"], retinotopy["omega"]
+    rng = np.random.default_rng(31)
+    pixels = rng.integers(0, len(grid), 40)
+    images = np.zeros((40, len(grid)))
+    images[np.arange(40), pixels] = 1.0
+    data = model.simulate(images, noise=0.1, seed=32)
+    pdf = model.get_stimulus_pdf(data, omega=omega)  # a dot at every pixel
+    assert list(pdf.columns.names) == ["x", "y"]
+    np.testing.assert_allclose(pdf.sum(axis=1), 1.0, rtol=1e-9)
+    decoded = get_map(pdf)
+    error = np.hypot(decoded["x"].to_numpy() - grid["x"].to_numpy()[pixels],
+                     decoded["y"].to_numpy() - grid["y"].to_numpy()[pixels])
+    width = model.parameters["sd"].mean()
+    assert (error < width).mean() > 0.8
+    # candidate images and dot positions give the same posterior
+    candidates = pd.DataFrame(np.eye(len(grid))[:20])
+    by_image = model.get_stimulus_pdf(data, candidates, omega=omega)
+    by_position = model.get_stimulus_pdf(data, grid.iloc[:20], omega=omega)
+    np.testing.assert_allclose(by_image.to_numpy(), by_position.to_numpy(), rtol=1e-9)
+
+
+def test_stimulus_fitter_images_and_bars(retinotopy):
+    model, grid, omega = retinotopy["model"], retinotopy["grid"], retinotopy["omega"]
+    rng = np.random.default_rng(33)
+    draw = make_bar_stimulus_fn(grid, edge_width=0.2)
+    bars = pd.DataFrame({"x": rng.uniform(-3, 3, 8), "width": rng.uniform(1, 2, 8)})
+    images = draw(tf.constant(bars.to_numpy(), tf.float32)).numpy()
+    data = model.simulate(images, noise=0.05, seed=34)
+    init = bars.assign(x=0.0, width=1.5)
+    fitter = StimulusFitter(data, model, omega / 4)
+    fitted = fitter.fit(init_pars=init, stimulus_fn=draw, learning_rate=0.05,
+                        progressbar=False)
+    assert list(fitted.columns) == ["x", "width"]
+    np.testing.assert_allclose(fitted["x"], bars["x"], atol=0.1)
+    # pixel-wise MAP image with priors, from the grid start: never worse than the start
+    pixels = StimulusFitter(data, model, omega)
+    image = pixels.fit(l2_norm=0.01, smoothness=0.01, max_n_iterations=200, progressbar=False)
+    assert image.shape == (8, len(grid))
+    assert (pixels.log_posterior >= pixels.init_log_posterior).all()
+    assert pixels.log_posterior.sum() > pixels.init_log_posterior.sum()
+
+
+def test_linear_model_with_weights():
+    rng = np.random.default_rng(40)
+    weights = rng.normal(size=(3, 20))
+    model = LinearModel(weights=weights)
+    overlap = model.get_rf_overlap()
+    reference = weights.T @ weights
+    np.testing.assert_allclose(overlap, reference / np.diag(reference).mean(), rtol=1e-12)
+    stimuli = rng.normal(size=(100, 3))
+    data = model.simulate(stimuli, noise=0.5, seed=41)
+    omega, _ = ResidualFitter(model, data, stimuli).fit(method="gauss", progressbar=False)
+    likelihood = model.likelihood(pd.DataFrame(stimuli[:10]), data.iloc[:10], omega=omega)
+    assert (likelihood.to_numpy().argmax(axis=1) == np.arange(10)).all()
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_inputs(numerosity, retinotopy):
+    model, omega = numerosity["model"], numerosity["omega"]
+    data = simulate(model, np.array([3.0, 7.0]), omega, seed=50)
+    grid = np.linspace(0, 10, 11)
+    not_pd = omega.copy()
+    not_pd[0, 1] = not_pd[1, 0] = 10.0
+    with pytest.raises(ValueError, match="not positive definite.*lambd.*diagonal"):
+        model.get_stimulus_pdf(data, grid, omega=not_pd)
+    with pytest.raises(ValueError, match="no omega"):
+        model.get_stimulus_pdf(data, grid)
+    with pytest.raises(ValueError, match="stimulus space with 1 dimension"):
+        model.get_stimulus_pdf(data, np.ones((5, 2)), omega=omega)
+    with pytest.raises(ValueError, match="candidate images"):
+        retinotopy["model"].get_stimulus_pdf(
+            pd.DataFrame(np.zeros((2, 80))), np.ones((3, 7)), omega=retinotopy["omega"])
+    renamed = data.rename(columns={0: "stranger"})
+    with pytest.raises(ValueError, match="'stranger'"):
+        model.get_stimulus_pdf(renamed.set_axis(
+            ["stranger"] + [f"v{i}" for i in range(1, 40)], axis=1), grid, omega=omega,
+            parameters=model.parameters.set_axis([f"v{i}" for i in range(40)]))
+    with pytest.raises(ValueError, match="is 40 × 40 but there are 39 voxels"):
+        model.get_stimulus_pdf(data.iloc[:, :39], grid, omega=omega)
+    with pytest.raises(ValueError, match="dof"):
+        model.get_stimulus_pdf(data, grid, omega=omega, dof=-1.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        StimulusFitter(data, model, omega).fit(progressbar=False, l2=1.0)
+    with pytest.raises(ValueError, match="stimulus_fn needs init_pars"):
+        StimulusFitter(data, model, omega).fit(stimulus_fn=lambda p: p)
+    with pytest.raises(ValueError, match="smoothness"):
+        StimulusFitter(data, model, omega).fit(smoothness=1.0)
+    with pytest.raises(ValueError, match="lambd"):
+        ResidualFitter(model, data, [3.0, 7.0], lambd=2.0)
+    with pytest.raises(ValueError, match="method"):
+        ResidualFitter(model, data, [3.0, 7.0]).fit(method="cauchy")
+    with pytest.raises(ValueError, match="1D stimuli"):
+        retinotopy["model"].get_fisher_information(omega=retinotopy["omega"])
