@@ -353,3 +353,19 @@ def test_closed_form_jacobian_matches_forward_mode():
         prediction_b, jacobian_b = closed._jacobian(theta)
         np.testing.assert_allclose(prediction_a, prediction_b, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(jacobian_a, jacobian_b, rtol=1e-4, atol=1e-4)
+
+
+def test_any_keras_optimizer_and_default_log_dir(experiment, fitted, tmp_path, monkeypatch):
+    import keras
+
+    _, grid = fitted
+    monkeypatch.chdir(tmp_path)
+    data = experiment.data.iloc[:, :10]
+    fitter = ParameterFitter(experiment.model, data, experiment.paradigm, log_dir=None)
+    start = fitter.get_rsq(grid.iloc[:10]).mean()
+    fitter.fit(init_pars=grid.iloc[:10], optimizer=keras.optimizers.SGD(learning_rate=1e-4),
+               max_n_iterations=50, min_n_iterations=50, progressbar=False)
+    assert fitter.r2.mean() >= start
+    assert glob.glob(str(tmp_path / "logs" / "fit" / "fit-*" / "events.out.tfevents.*"))
+    with pytest.raises(TypeError, match="optimizer and Adam keywords"):
+        fitter.fit(init_pars=grid.iloc[:10], optimizer=keras.optimizers.SGD(), beta_1=0.5)

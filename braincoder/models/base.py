@@ -457,6 +457,19 @@ class HRFEncodingModel:
         return config
 
 
+class HRFConstructor(HRFEncodingModel):
+    """HRF mixin with braincoder's constructor order for models without a pixel grid."""
+
+    def __init__(
+        self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
+        omega=None, verbosity=20,
+    ):
+        super().__init__(
+            paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
+            verbosity=verbosity,
+        )
+
+
 def parameter_frame(values, labels, index=None):
     """Build a unit × parameter DataFrame (helper for examples and simulators).
 

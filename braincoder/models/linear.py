@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..stimuli import Stimulus
-from .base import EncodingModel, HRFEncodingModel
+from .base import EncodingModel, HRFConstructor
 from .registry import register_model
 
 __all__ = ["LinearModel", "LinearModelWithBaseline", "LinearModelWithBaselineHRF"]
@@ -111,7 +111,7 @@ class LinearModelWithBaseline(LinearModel):
 
 
 @register_model("linear_baseline_hrf")
-class LinearModelWithBaselineHRF(HRFEncodingModel, LinearModelWithBaseline):
+class LinearModelWithBaselineHRF(HRFConstructor, LinearModelWithBaseline):
     """:class:`LinearModelWithBaseline` whose weighted sum is convolved with an HRF.
 
     Parameters
@@ -127,12 +127,3 @@ class LinearModelWithBaselineHRF(HRFEncodingModel, LinearModelWithBaseline):
     -----
     .. math:: \\hat y_{t,v} = b_v + \\sum_k h_k \\sum_j s_{t-k,j} w_{j,v}
     """
-
-    def __init__(
-        self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
-        omega=None, verbosity=20,
-    ):
-        super().__init__(
-            paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
-            verbosity=verbosity,
-        )

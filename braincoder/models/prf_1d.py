@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from ..stimuli import CircularStimulus, OneDimensionalStimulus, PositiveStimulus
 from ..utils.math import Softplus
-from .base import EncodingModel, HRFEncodingModel
+from .base import EncodingModel, HRFConstructor
 from .registry import register_model
 
 __all__ = [
@@ -127,7 +127,7 @@ class LogGaussianPRF(_PRF1D):
 
 
 @register_model("gaussian_prf_hrf")
-class GaussianPRFWithHRF(HRFEncodingModel, GaussianPRF):
+class GaussianPRFWithHRF(HRFConstructor, GaussianPRF):
     """:class:`GaussianPRF` whose response is convolved with an HRF.
 
     Parameters
@@ -144,18 +144,9 @@ class GaussianPRFWithHRF(HRFEncodingModel, GaussianPRF):
     The baseline is added after convolution: ``b + A · (h * f)(t)``.
     """
 
-    def __init__(
-        self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
-        omega=None, verbosity=20,
-    ):
-        super().__init__(
-            paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
-            verbosity=verbosity,
-        )
-
 
 @register_model("log_gaussian_prf_hrf")
-class LogGaussianPRFWithHRF(HRFEncodingModel, LogGaussianPRF):
+class LogGaussianPRFWithHRF(HRFConstructor, LogGaussianPRF):
     """:class:`LogGaussianPRF` whose response is convolved with an HRF.
 
     Parameters
@@ -167,12 +158,3 @@ class LogGaussianPRFWithHRF(HRFEncodingModel, LogGaussianPRF):
     omega, verbosity : optional
         See :class:`EncodingModel`.
     """
-
-    def __init__(
-        self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
-        omega=None, verbosity=20,
-    ):
-        super().__init__(
-            paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
-            verbosity=verbosity,
-        )

@@ -281,10 +281,7 @@ class FitMixin:
         DataFrame
             Time × voxel residuals.
         """
-        predictions = self.predictions if parameters is None else self.get_predictions(parameters)
-        if predictions is None:
-            predictions = self.get_predictions()
-        return self.data - predictions
+        return self.data - self._predictions_for(parameters)
 
     def get_rsq(self, parameters=None):
         """R² per voxel of the given (default: estimated) parameters.
@@ -301,7 +298,10 @@ class FitMixin:
         """
         from ..utils.stats import get_rsq
 
-        predictions = self.predictions if parameters is None else self.get_predictions(parameters)
-        if predictions is None:
-            predictions = self.get_predictions()
-        return get_rsq(self.data, predictions)
+        return get_rsq(self.data, self._predictions_for(parameters))
+
+    def _predictions_for(self, parameters):
+        """Stored predictions of the last fit, or predictions of ``parameters``."""
+        if parameters is None and self.predictions is not None:
+            return self.predictions
+        return self.get_predictions(parameters)

@@ -1,4 +1,4 @@
-"""Reading tables of data (TSV/CSV, ``.npy``, ``.npz``, NIfTI) and writing fit results.
+"""Reading tables (TSV/CSV, ``.npy``, ``.npz``, NIfTI), writing results, labels as JSON.
 
 Nothing here unpickles: ``.npy``/``.npz`` files are read with ``allow_pickle=False`` and
 tables are parsed as numbers only.
@@ -14,7 +14,7 @@ import pandas as pd
 
 from .formatting import TIME, VOXEL, to_frame
 
-__all__ = ["read_table", "write_table", "save_results"]
+__all__ = ["read_table", "write_table", "save_results", "encode_index", "decode_index"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -221,3 +221,113 @@ def save_results(directory, parameters=None, r2=None, predictions=None, spec=Non
         written["spec"] = directory / "model.json"
         written["spec"].write_text(text)
     return written
+
+
+# ---------------------------------------------------------------------- labels as JSON
+_INDEX_DTYPES = ("int64", "float64", "bool", "object", "str", "string")
+
+
+def _scalar(value, what):
+    """Return a label as a JSON scalar, or raise TypeError."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    raise TypeError(f"{what}: label {value!r} of type {type(value).__name__} cannot be saved "
+                    "(labels must be strings, numbers, booleans or None)")
+
+
+def _check_scalar(value, what):
+    if value is not None and not isinstance(value, str | bool | int | float):
+        raise ValueError(f"{what}: labels must be JSON strings, numbers, booleans or null, "
+                         f"found {type(value).__name__}")
+    return value
+
+
+def encode_index(index, what):
+    """Encode a pandas Index (names, dtype, values) as JSON-serialisable data.
+
+    Parameters
+    ----------
+    index : Index
+        Row or column labels (``RangeIndex``, ``Index`` or ``MultiIndex``).
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    dict
+        ``{"range": [start, stop, step], "name": ...}``, ``{"tuples": [...], "names":
+        [...]}`` or ``{"values": [...], "dtype": ..., "name": ...}``.
+
+    Raises
+    ------
+    TypeError
+        For labels that are not strings, numbers, booleans or None.
+    """
+    if isinstance(index, pd.MultiIndex):
+        return {
+            "names": [_scalar(name, what) for name in index.names],
+            "tuples": [[_scalar(item, what) for item in row] for row in index],
+        }
+    name = _scalar(index.name, what)
+    if isinstance(index, pd.RangeIndex):
+        return {"name": name, "range": [index.start, index.stop, index.step]}
+    dtype = str(index.dtype)
+    if dtype not in _INDEX_DTYPES:
+        dtype = "object"
+    return {"name": name, "dtype": dtype, "values": [_scalar(v, what) for v in index]}
+
+
+def decode_index(spec, what):
+    """Rebuild an Index from :func:`encode_index` output, accepting plain data only.
+
+    Parameters
+    ----------
+    spec : dict
+        Encoded labels.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    Index
+        The labels.
+
+    Raises
+    ------
+    ValueError
+        For unknown keys, dtypes or non-scalar labels.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"{what} must be an object, got {type(spec).__name__}")
+    keys = set(spec)
+    if keys == {"names", "tuples"}:
+        names = [_check_scalar(name, what) for name in _list(spec["names"], what)]
+        rows = [tuple(_check_scalar(v, what) for v in _list(row, what))
+                for row in _list(spec["tuples"], what)]
+        if any(len(row) != len(names) for row in rows):
+            raise ValueError(f"{what}: every label tuple must have {len(names)} items")
+        if not rows:
+            return pd.MultiIndex.from_tuples([], names=names)
+        return pd.MultiIndex.from_tuples(rows, names=names)
+    name = _check_scalar(spec.get("name"), what)
+    if keys == {"name", "range"}:
+        bounds = _list(spec["range"], what)
+        if len(bounds) != 3 or not all(type(v) is int for v in bounds):
+            raise ValueError(f"{what}: range must be three integers, got {bounds!r}")
+        return pd.RangeIndex(*bounds, name=name)
+    if keys == {"name", "dtype", "values"}:
+        dtype = spec["dtype"]
+        if dtype not in _INDEX_DTYPES:
+            raise ValueError(f"{what}: unsupported label dtype {dtype!r}; expected one of "
+                             f"{list(_INDEX_DTYPES)}")
+        values = [_check_scalar(v, what) for v in _list(spec["values"], what)]
+        return pd.Index(values, dtype=dtype, name=name)
+    raise ValueError(f"{what}: unexpected keys {sorted(keys)}")
+
+
+def _list(value, what):
+    if not isinstance(value, list):
+        raise ValueError(f"{what}: expected a list, got {type(value).__name__}")
+    return value
