@@ -8,7 +8,7 @@ term) is convolved with the SPM HRF and projected onto a smooth spatial map.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,11 @@ class EEGfMRIExperiment:
     subjects : ndarray, shape (n_samples,)
         Subject of each sample.
     labels : ndarray, shape (n_samples,)
-        Binary label per sample (source 0 above its subject median).
+        Binary label per sample: the BOLD response of source 0 above its subject median.
     sources : ndarray, shape (n_samples, n_sources)
         Latent source time courses.
+    responses : ndarray, shape (n_samples, n_sources)
+        BOLD responses of the sources (HRF-convolved non-linear drive).
     maps : ndarray, shape (n_sources, x, y, z)
         Spatial BOLD maps of the sources.
     mixing : ndarray, shape (n_sources, n_channels, n_freqs)
@@ -60,12 +62,12 @@ class EEGfMRIExperiment:
     subjects: np.ndarray
     labels: np.ndarray
     sources: np.ndarray
+    responses: np.ndarray
     maps: np.ndarray
     mixing: np.ndarray
     clean_volumes: np.ndarray
     tr: float
     window_length: int
-    extra: dict = field(default_factory=dict)
 
 
 def _smooth_maps(rng, n_sources, volume_shape):
@@ -233,7 +235,7 @@ def simulate_eeg_fmri(
     maps = _smooth_maps(rng, n_sources, volume_shape)
     background = -np.log(freqs)[None, :, None]
 
-    eeg, volumes, clean, sources, subjects, volume_ids = [], [], [], [], [], []
+    eeg, clean, sources, responses, subjects, volume_ids = [], [], [], [], [], []
     for subject in range(n_subjects):
         src = np.stack([_ar1(rng, n_total, 0.8) for _ in range(n_sources)], axis=1)
         gains = rng.normal(0.0, 0.5, size=(n_channels, 1, 1))
@@ -242,36 +244,31 @@ def simulate_eeg_fmri(
             + 0.3 * rng.normal(size=(n_channels, n_freqs, n_total))
         )
         power = np.exp(log_power)
-        windows = np.stack(
-            [
-                np.stack(
-                    [
-                        power[..., t - (w + 1) * window_length + 1 : t - w * window_length + 1]
-                        .mean(-1)
-                        for w in range(n_windows)
-                    ],
-                    axis=-1,
-                )
-                for t in range(burn, n_total)
-            ]
+        cumulative = np.concatenate(
+            [np.zeros((n_channels, n_freqs, 1)), np.cumsum(power, axis=-1)], axis=-1
         )
+        ends = np.arange(burn, n_total)[:, None] - np.arange(n_windows)[None, :] * window_length
+        windows = (cumulative[..., ends + 1] - cumulative[..., ends + 1 - window_length])
+        windows = np.moveaxis(windows / window_length, 2, 0)
         drive = (1 - NONLINEAR_WEIGHT) * src + NONLINEAR_WEIGHT * (src**2 - 1) / np.sqrt(2)
         bold_sources = hrf_convolve(drive, tr)[burn:]
         signal = np.einsum("tk,kxyz->txyz", bold_sources, maps)
         eeg.append(windows)
         clean.append(signal)
         sources.append(src[burn:])
+        responses.append(bold_sources)
         subjects.append(np.full(n_volumes, subject))
         volume_ids.append(np.arange(n_volumes))
     clean = np.concatenate(clean)
     noise_sd = clean.std() / snr
     noisy = clean + rng.normal(scale=noise_sd, size=clean.shape)
     sources = np.concatenate(sources)
+    responses = np.concatenate(responses)
     subjects = np.concatenate(subjects)
     labels = np.zeros(len(subjects), dtype=int)
     for subject in range(n_subjects):
         rows = subjects == subject
-        labels[rows] = sources[rows, 0] > np.median(sources[rows, 0])
+        labels[rows] = responses[rows, 0] > np.median(responses[rows, 0])
     index = pd.MultiIndex.from_arrays(
         [subjects, np.concatenate(volume_ids)], names=["subject", "volume"]
     )
@@ -289,6 +286,7 @@ def simulate_eeg_fmri(
         subjects=subjects,
         labels=labels,
         sources=sources,
+        responses=responses,
         maps=maps,
         mixing=mixing,
         clean_volumes=clean[..., None].astype("float32"),

@@ -301,7 +301,7 @@ class FitMixin:
         return get_rsq(self.data, self._predictions_for(parameters))
 
     def _predictions_for(self, parameters):
-        """Stored predictions of the last fit, or predictions of ``parameters``."""
+        """Return the last fit's predictions, or the predictions of ``parameters``."""
         if parameters is None and self.predictions is not None:
             return self.predictions
         return self.get_predictions(parameters)

@@ -1,5 +1,6 @@
 """Utilities: goodness of fit, metrics, pandas conversion, input checks."""
 
+from .image_metrics import classification_accuracy, mse, pixel_correlation
 from .metrics import cosine_similarity, n_way_identification, pearson_per_sample, ssim
 from .posterior import (
     get_credible_interval,
@@ -28,3 +29,4 @@ __all__ += [
     "get_credible_interval",
     "in_credible_interval",
 ]
+__all__ += ["pixel_correlation", "mse", "classification_accuracy"]

@@ -70,15 +70,13 @@ class DeepEncodingModel:
             index = pd.RangeIndex(len(values), name=TIME) if values.ndim else None
         if values.ndim == 2 and values.shape[1] == int(np.prod(expected)):
             values = values.reshape(len(values), *expected)
-        if tuple(values.shape[1:]) != expected:
-            if values.ndim == len(expected) and tuple(values.shape[1:]) == expected[:-1]:
-                values = values[..., None]
-            else:
-                raise ValueError(
-                    f"{what} must have shape (n_samples, {', '.join(map(str, expected))}) "
-                    f"(or n_samples × {int(np.prod(expected))} flattened), "
-                    f"got {tuple(values.shape)}"
-                )
+        if expected[-1] == 1 and tuple(values.shape[1:]) == expected[:-1]:
+            values = values[..., None]
+        if values.ndim < 1 or tuple(values.shape[1:]) != expected:
+            raise ValueError(
+                f"{what} must have shape (n_samples, {', '.join(map(str, expected))}) "
+                f"(or n_samples × {int(np.prod(expected))} flattened), got {tuple(values.shape)}"
+            )
         if not np.all(np.isfinite(values)):
             bad = int(np.sum(~np.isfinite(values)))
             raise ValueError(f"{what} has {bad} non-finite values")
@@ -187,7 +185,7 @@ class DeepEncodingModel:
         return [weight.path for weight in self.weights]
 
     def summary(self, **kwargs):
-        """Return (and log nothing) the Keras summary as a string.
+        """Return the Keras summary table as a string (nothing is printed).
 
         Parameters
         ----------

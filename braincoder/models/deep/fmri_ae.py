@@ -180,6 +180,9 @@ def build_encoder_layers(
     return stages
 
 
+_TRAINING_LAYERS = (keras.layers.BatchNormalization, keras.layers.Dropout, ResBlock3D)
+
+
 def run_encoder(stages, values, training):
     """Apply encoder stages from :func:`build_encoder_layers`.
 
@@ -199,7 +202,7 @@ def run_encoder(stages, values, training):
     """
     for stage in stages:
         for layer in stage:
-            if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout, ResBlock3D)):
+            if isinstance(layer, _TRAINING_LAYERS):
                 values = layer(values, training=training)
             else:
                 values = layer(values)
@@ -265,6 +268,7 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
 
     Examples
     --------
+    >>> import numpy as np
     >>> from braincoder.models.deep import fMRI_AE
     >>> ae = fMRI_AE((2, 2, 2), (8, 8, 8), None, None, 4, seed=0)
     >>> ae.predict(np.zeros((3, 8, 8, 8, 1))).shape

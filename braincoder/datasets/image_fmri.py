@@ -1,0 +1,296 @@
+"""Simulated image-evoked fMRI in V1–V3 (the digits 6 and 9 experiment of image decoding).
+
+Each trial is a block showing one grey-scale image; voxels are Gaussian pRFs convolved with
+the SPM HRF and their prediction is averaged over the block, giving one response per trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..stimuli import make_grid_coordinates
+
+__all__ = ["simulate_image_fmri", "split_image_fmri", "ImageFMRIExperiment"]
+
+_EXTENT = 5.0
+_REST_SECONDS = 20.0
+# pRF size (sd, degrees) ranges per visual area: receptive fields grow along the hierarchy.
+_SD_RANGES = {"V1": (0.4, 0.9), "V2": (0.8, 1.5), "V3": (1.2, 2.2)}
+
+
+@dataclass
+class ImageFMRIExperiment:
+    """Images shown on each trial and the simulated voxel responses.
+
+    Attributes
+    ----------
+    images : ndarray, shape (n_trials, height, width)
+        Stimulus images in [0, 1].
+    responses : DataFrame, shape (n_trials, n_voxels)
+        Block-averaged responses, index ``trial``, columns voxel names (``"V1_0001"``).
+    labels : Series, shape (n_trials,)
+        Class label of each image (the digit, 6 or 9, for the default images).
+    parameters : DataFrame, shape (n_voxels, 5)
+        True pRF parameters (``x, y, sd, baseline, amplitude``) indexed by voxel.
+    areas : Series, shape (n_voxels,)
+        Visual area of each voxel.
+    grid_coordinates : DataFrame, shape (height · width, 2)
+        Pixel positions in degrees.
+    """
+
+    images: np.ndarray
+    responses: pd.DataFrame
+    labels: pd.Series
+    parameters: pd.DataFrame
+    areas: pd.Series
+    grid_coordinates: pd.DataFrame
+
+    def subset(self, trials):
+        """Return the experiment restricted to some trials (positions).
+
+        Parameters
+        ----------
+        trials : array-like of int
+            Trial positions to keep, in order.
+
+        Returns
+        -------
+        ImageFMRIExperiment
+            A new experiment sharing the voxels and grid.
+        """
+        trials = np.asarray(trials, dtype=int)
+        return ImageFMRIExperiment(
+            images=self.images[trials],
+            responses=self.responses.iloc[trials],
+            labels=self.labels.iloc[trials],
+            parameters=self.parameters,
+            areas=self.areas,
+            grid_coordinates=self.grid_coordinates,
+        )
+
+
+def _default_images(grid_size):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the default images need scikit-learn: pip install braincoder[datasets]"
+        ) from error
+    from scipy import ndimage
+
+    digits = load_digits()
+    keep = np.isin(digits.target, (6, 9))
+    small = digits.images[keep] / 16.0
+    zoom = grid_size / small.shape[1]
+    images = np.stack([ndimage.zoom(image, zoom, order=1) for image in small])
+    return np.clip(images, 0.0, 1.0), digits.target[keep]
+
+
+def _check_images(images):
+    array = np.asarray(images, dtype=np.float64)
+    if array.ndim != 3:
+        raise ValueError(f"images must have shape (n, height, width), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"images hold {int((~np.isfinite(array)).sum())} non-finite values")
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(
+            f"images must lie in [0, 1], found values in [{array.min():.3g}, {array.max():.3g}]"
+        )
+    return array
+
+
+def simulate_image_fmri(
+    images=None,
+    n_voxels_per_area=(400, 300, 200),
+    areas=("V1", "V2", "V3"),
+    grid_size=28,
+    tr=2.5,
+    block_duration=12.5,
+    snr=1.0,
+    seed=0,
+):
+    """Simulate block-averaged V1–V3 responses to images.
+
+    Every voxel is a :class:`~braincoder.models.GaussianPRF2DWithHRF` with the SPM HRF. pRF
+    centres are uniform over 90 % of the field (±5°), sizes grow from V1 to V3 (sd uniform
+    in 0.4–0.9°, 0.8–1.5° and 1.2–2.2°), amplitudes uniform in [0.5, 1.5] and baselines
+    uniform in [−1, 1]. Each trial shows its image for ``block_duration`` seconds followed
+    by 20 s of blank; the noise-free prediction is averaged over the block's TRs and
+    Gaussian noise is added with standard deviation (per voxel) equal to the standard
+    deviation of the noise-free responses across trials divided by ``snr``.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, height, width), optional
+        Images in [0, 1]. By default the 8×8 digits 6 and 9 bundled with scikit-learn
+        (361 images), upsampled to ``grid_size`` × ``grid_size`` with linear
+        interpolation and clipped to [0, 1].
+    n_voxels_per_area : sequence of int, default (400, 300, 200)
+        Voxels in each area.
+    areas : sequence of str, default ("V1", "V2", "V3")
+        Area names (each must be one of V1, V2, V3).
+    grid_size : int, default 28
+        Side of the default images (ignored when ``images`` are given).
+    tr : float, default 2.5
+        Repetition time in seconds.
+    block_duration : float, default 12.5
+        Seconds each image is shown (rounded to whole TRs, at least one).
+    snr : float, default 1.0
+        Signal-to-noise ratio (standard deviations across trials); ``inf`` for no noise.
+    seed : int, default 0
+        Seed of the pRF parameters and the noise.
+
+    Returns
+    -------
+    ImageFMRIExperiment
+        Images, responses, labels, true parameters, areas and grid coordinates.
+
+    Raises
+    ------
+    ImportError
+        If the default images are requested without scikit-learn installed.
+    ValueError
+        For images that are not (n, h, w) in [0, 1], unknown areas, or bad settings.
+
+    Examples
+    --------
+    >>> from braincoder.datasets import simulate_image_fmri
+    >>> sim = simulate_image_fmri(n_voxels_per_area=(20, 10, 5))
+    >>> sim.images.shape, sim.responses.shape
+    ((361, 28, 28), (361, 35))
+    """
+    from ..hrf import SPMHRFModel
+    from ..models import GaussianPRF2DWithHRF
+
+    areas = tuple(areas)
+    counts = tuple(int(n) for n in n_voxels_per_area)
+    if len(counts) != len(areas):
+        raise ValueError(
+            f"n_voxels_per_area has {len(counts)} entries but areas has {len(areas)}"
+        )
+    unknown = [area for area in areas if area not in _SD_RANGES]
+    if unknown:
+        raise ValueError(f"areas must be among {list(_SD_RANGES)}, got {unknown}")
+    if any(n < 1 for n in counts):
+        raise ValueError(f"n_voxels_per_area must be positive, got {counts}")
+    if not snr > 0:
+        raise ValueError(f"snr must be > 0, got {snr!r}")
+    if not tr > 0 or not block_duration > 0:
+        raise ValueError("tr and block_duration must be > 0")
+
+    if images is None:
+        images, labels = _default_images(int(grid_size))
+    else:
+        images = _check_images(images)
+        labels = np.zeros(len(images), dtype=int)
+    n_trials, height, width = images.shape
+    grid = make_grid_coordinates((height, width), extent=_EXTENT)
+
+    rng = np.random.default_rng(seed)
+    names, rows, area_of = [], [], []
+    for area, count in zip(areas, counts, strict=True):
+        low, high = _SD_RANGES[area]
+        xy = rng.uniform(-0.9 * _EXTENT, 0.9 * _EXTENT, size=(count, 2))
+        sd = rng.uniform(low, high, size=count)
+        baseline = rng.uniform(-1.0, 1.0, size=count)
+        amplitude = rng.uniform(0.5, 1.5, size=count)
+        rows.append(np.column_stack([xy, sd, baseline, amplitude]))
+        names += [f"{area}_{i + 1:04d}" for i in range(count)]
+        area_of += [area] * count
+    voxels = pd.Index(names, name="voxel")
+    parameters = pd.DataFrame(
+        np.concatenate(rows), index=voxels, columns=["x", "y", "sd", "baseline", "amplitude"]
+    )
+
+    n_block = max(1, int(round(block_duration / tr)))
+    n_rest = int(np.ceil(_REST_SECONDS / tr))
+    per_trial = n_block + n_rest
+    frames = np.zeros((n_trials, per_trial, height * width), dtype=np.float32)
+    frames[:, :n_block] = images.reshape(n_trials, 1, -1)
+    paradigm = frames.reshape(n_trials * per_trial, -1)
+
+    model = GaussianPRF2DWithHRF(grid, hrf_model=SPMHRFModel(tr=tr))
+    prediction = model.predict(paradigm=paradigm, parameters=parameters).to_numpy()
+    clean = prediction.reshape(n_trials, per_trial, -1)[:, :n_block].mean(axis=1)
+    scale = clean.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    noise = rng.normal(size=clean.shape) * scale / snr if np.isfinite(snr) else 0.0
+    trials = pd.RangeIndex(n_trials, name="trial")
+    responses = pd.DataFrame(clean + noise, index=trials, columns=voxels)
+    return ImageFMRIExperiment(
+        images=images,
+        responses=responses,
+        labels=pd.Series(labels, index=trials, name="label"),
+        parameters=parameters,
+        areas=pd.Series(area_of, index=voxels, name="area"),
+        grid_coordinates=grid,
+    )
+
+
+def _stratified(labels, n_total, test_fraction, rng):
+    """Positions (train, test) with both classes balanced as far as possible."""
+    classes = np.unique(labels)
+    n_test = int(round(test_fraction * n_total))
+    train, test = [], []
+    for k, label in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        share = n_total // len(classes) + (k < n_total % len(classes))
+        share_test = n_test // len(classes) + (k < n_test % len(classes))
+        chosen = members[:share]
+        test.append(chosen[:share_test])
+        train.append(chosen[share_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def split_image_fmri(dataset, setting="reference", seed=0):
+    """Split a simulated image experiment into training and test trials.
+
+    Parameters
+    ----------
+    dataset : ImageFMRIExperiment
+        Output of :func:`simulate_image_fmri`.
+    setting : {"reference", "large"}, default "reference"
+        ``"reference"``: 100 trials (balanced over labels) split 90/10, as in the original
+        6-and-9 experiment; ``"large"``: all trials split 80/20. Both splits are
+        stratified by label.
+    seed : int, default 0
+        Seed of the trial selection.
+
+    Returns
+    -------
+    train, test : ImageFMRIExperiment
+        The two subsets.
+
+    Raises
+    ------
+    ValueError
+        For an unknown setting or too few trials.
+
+    Examples
+    --------
+    >>> from braincoder.datasets import simulate_image_fmri, split_image_fmri
+    >>> sim = simulate_image_fmri(n_voxels_per_area=(10, 10, 10))
+    >>> train, test = split_image_fmri(sim)
+    >>> len(train.images), len(test.images)
+    (90, 10)
+    """
+    if setting not in ("reference", "large"):
+        raise ValueError(f"setting must be 'reference' or 'large', got {setting!r}")
+    if not isinstance(dataset, ImageFMRIExperiment):
+        raise TypeError(f"dataset must be an ImageFMRIExperiment, got {type(dataset).__name__}")
+    labels = dataset.labels.to_numpy()
+    n_available = len(labels)
+    if setting == "reference":
+        n_total, test_fraction = 100, 0.1
+        if n_available < n_total:
+            raise ValueError(f"the reference split needs 100 trials, the dataset has {n_available}")
+    else:
+        n_total, test_fraction = n_available, 0.2
+        if n_available < 5:
+            raise ValueError(f"the large split needs at least 5 trials, got {n_available}")
+    rng = np.random.default_rng(seed)
+    train, test = _stratified(labels, n_total, test_fraction, rng)
+    return dataset.subset(train), dataset.subset(test)

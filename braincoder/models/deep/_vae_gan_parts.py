@@ -1,0 +1,358 @@
+"""Building blocks of the VAE-GAN: the convolutional sub-models, the fMRI encoder, checks.
+
+:func:`build_image_encoder`, :func:`build_generator` and :func:`build_discriminator` return
+functional Keras models (saved as ``.keras`` files and reloaded with ``safe_mode=True``);
+:class:`fMRIEncoder` maps voxel patterns to the latent space. They are assembled by
+:class:`braincoder.models.deep.VAEGAN`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import layers, ops
+
+from ...utils.formatting import format_data
+from ..registry import register_model
+from ._embedding_ridge import _check_voxels, _labels_from_json, _labels_to_json
+
+__all__ = [
+    "fMRIEncoder",
+    "build_image_encoder",
+    "build_generator",
+    "build_discriminator",
+    "check_images",
+    "check_fmri",
+]
+
+
+def _init(seed, offset):
+    return keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
+
+
+def build_image_encoder(latent_dim, image_shape, filters, seed=None):
+    """Visual encoder: strided convolutions → latent mean and log-variance.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Latent dimension.
+    image_shape : tuple of int
+        ``(height, width, channels)``.
+    filters : sequence of int
+        Channels of the strided (stride 2) convolutions.
+    seed : int, optional
+        Seed of the initialisers.
+
+    Returns
+    -------
+    keras.Model
+        Inputs images; outputs ``[mean, log_variance]``, each (batch, latent_dim).
+    """
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = inputs
+    for i, width in enumerate(filters):
+        x = layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=_init(seed, i),
+                          name=f"conv_{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"act_{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    mean = layers.Dense(latent_dim, kernel_initializer=_init(seed, 10), name="mean")(x)
+    log_var = layers.Dense(latent_dim, kernel_initializer="zeros", name="log_variance")(x)
+    return keras.Model(inputs, [mean, log_var], name="image_encoder")
+
+
+def build_generator(latent_dim, image_shape, filters, seed=None):
+    """Build the generator (decoder): dense → transposed convolutions → sigmoid image.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Latent dimension.
+    image_shape : tuple of int
+        ``(height, width, channels)``; height and width divisible by ``2 ** len(filters)``.
+    filters : sequence of int
+        Channels of the encoder convolutions (used in reverse order).
+    seed : int, optional
+        Seed of the initialisers.
+
+    Returns
+    -------
+    keras.Model
+        Inputs latents (batch, latent_dim); output images in [0, 1].
+    """
+    factor = 2 ** len(filters)
+    height, width, channels = image_shape
+    inputs = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Dense(
+        (height // factor) * (width // factor) * filters[-1],
+        activation="relu",
+        kernel_initializer=_init(seed, 20),
+        name="project",
+    )(inputs)
+    x = layers.Reshape((height // factor, width // factor, filters[-1]), name="reshape")(x)
+    for i, width_i in enumerate(list(filters[:-1])[::-1]):
+        x = layers.Conv2DTranspose(width_i, 4, strides=2, padding="same", activation="relu",
+                                   kernel_initializer=_init(seed, 21 + i), name=f"deconv_{i}")(x)
+    outputs = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                     activation="sigmoid", kernel_initializer=_init(seed, 30),
+                                     name="image")(x)
+    return keras.Model(inputs, outputs, name="generator")
+
+
+def build_discriminator(image_shape, filters, seed=None):
+    """Discriminator: convolutions (features of the last one are the similarity space) → logit.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(height, width, channels)``.
+    filters : sequence of int
+        Channels of the strided convolutions.
+    seed : int, optional
+        Seed of the initialisers.
+
+    Returns
+    -------
+    keras.Model
+        Inputs images; outputs ``[features, logit]`` with features the flattened output of
+        the last convolution (the layer in which reconstructions are compared).
+    """
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = inputs
+    for i, width in enumerate(filters):
+        x = layers.Conv2D(width, 4, strides=2, padding="same",
+                          kernel_initializer=_init(seed, 40 + i), name=f"conv_{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"act_{i}")(x)
+    features = layers.Flatten(name="features")(x)
+    logit = layers.Dense(1, kernel_initializer=_init(seed, 50), name="logit")(features)
+    return keras.Model(inputs, [features, logit], name="discriminator")
+
+
+def check_images(images, image_shape, what="images"):
+    """Return images as float32 (n, height, width, channels), checking shape, range, NaN.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, height, width) or (n, height, width, channels)
+        Images in [0, 1].
+    image_shape : tuple of int
+        Expected ``(height, width, channels)``.
+    what : str, default "images"
+        Name for messages.
+
+    Returns
+    -------
+    ndarray, shape (n, height, width, channels)
+        float32 images.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, non-finite values or values outside [0, 1].
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim == 3 and image_shape[2] == 1:
+        array = array[..., None]
+    if array.ndim != 4 or tuple(array.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"{what} must have shape (n, {image_shape[0]}, {image_shape[1]}) or "
+            f"(n, {', '.join(str(s) for s in image_shape)}), got {np.shape(images)}"
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{what} hold {int(bad.sum())} non-finite values")
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(
+            f"{what} must lie in [0, 1], found values in [{array.min():.3g}, {array.max():.3g}]"
+        )
+    return array
+
+
+def check_fmri(fmri, encoder, what="fmri"):
+    """Return a finite trial × voxel frame whose voxels are the encoder's.
+
+    Parameters
+    ----------
+    fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+        Voxel patterns.
+    encoder : fMRIEncoder
+        Encoder whose voxel count and (once fitted) names the data must match.
+    what : str, default "fmri"
+        Name for messages.
+
+    Returns
+    -------
+    DataFrame
+        The data with columns in the encoder's voxel order.
+
+    Raises
+    ------
+    ValueError
+        For NaN, or voxels differing in number or names.
+    """
+    frame = format_data(fmri, what)
+    return _check_voxels(frame, encoder.n_voxels, encoder.voxel_names, "fMRI encoder")
+
+
+@register_model("fmri_encoder")
+@keras.saving.register_keras_serializable(package="braincoder")
+class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
+    """Maps voxel patterns (V1–V3) to the VAE-GAN latent space.
+
+    Voxels are standardised with means and scales learnt at fit time (stored in the
+    model), then pass through ``hidden`` dense layers (ReLU, dropout before each layer)
+    and a linear head of ``latent_dim`` units.
+
+    Parameters
+    ----------
+    n_voxels : int
+        Number of input voxels.
+    latent_dim : int
+        Latent dimension of the VAE-GAN.
+    hidden : sequence of int, default (256,)
+        Widths of the hidden layers (empty for a linear map).
+    dropout : float, default 0.3
+        Dropout rate during training.
+    seed : int, optional
+        Seed of the initialisers and dropout.
+    voxel_names : dict, optional
+        Voxel labels learnt at fit time, as stored in a saved configuration.
+    name : str, optional
+        Keras model name.
+    trainable : bool, default True
+        Keras ``trainable`` flag.
+
+    Attributes
+    ----------
+    voxel_names : Index or None
+        Voxels of the training data (None before fitting).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.models.deep import fMRIEncoder
+    >>> encoder = fMRIEncoder(50, 8, hidden=(16,), seed=0)
+    >>> tuple(encoder(np.zeros((2, 50), dtype="float32")).shape)
+    (2, 8)
+    """
+
+    def __init__(self, n_voxels, latent_dim, hidden=(256,), dropout=0.3, seed=None,
+                 voxel_names=None, name=None, trainable=True):
+        for what, value in [("n_voxels", n_voxels), ("latent_dim", latent_dim)]:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        hidden = tuple(int(width) for width in hidden)
+        if any(width < 1 for width in hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        super().__init__(name=name, trainable=trainable)
+        self.n_voxels = int(n_voxels)
+        self.latent_dim = int(latent_dim)
+        self.hidden = hidden
+        self.dropout = float(dropout)
+        self.seed = seed
+        self.voxel_names = _labels_from_json(voxel_names)
+        self.dense_layers = [
+            layers.Dense(width, activation="relu", kernel_initializer=_init(seed, 60 + i),
+                         name=f"hidden_{i}")
+            for i, width in enumerate(hidden)
+        ]
+        self.head = layers.Dense(self.latent_dim, kernel_initializer=_init(seed, 70), name="head")
+        self.dropout_layers = [
+            layers.Dropout(self.dropout, seed=None if seed is None else seed + 80 + i,
+                           name=f"dropout_{i}")
+            for i in range(len(hidden) + 1)
+        ]
+        self.build((None, self.n_voxels))
+
+    def build(self, input_shape):
+        """Create the standardisation weights and the dense layers.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            ``(batch, n_voxels)``.
+        """
+        if self.built:
+            return
+        self.input_mean = self.add_weight(shape=(self.n_voxels,), initializer="zeros",
+                                          trainable=False, name="input_mean")
+        self.input_scale = self.add_weight(shape=(self.n_voxels,), initializer="ones",
+                                           trainable=False, name="input_scale")
+        width = self.n_voxels
+        for layer in self.dense_layers:
+            layer.build((None, width))
+            width = layer.units
+        self.head.build((None, width))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        """Map voxel patterns to latent vectors.
+
+        Parameters
+        ----------
+        inputs : tensor, shape (batch, n_voxels)
+            Raw voxel patterns (standardised inside).
+        training : bool, default False
+            Apply dropout.
+
+        Returns
+        -------
+        tensor, shape (batch, latent_dim)
+            Latent vectors.
+        """
+        values = (ops.cast(inputs, "float32") - self.input_mean) / self.input_scale
+        for layer, drop in zip(self.dense_layers, self.dropout_layers, strict=False):
+            values = layer(drop(values, training=training))
+        return self.head(self.dropout_layers[-1](values, training=training))
+
+    def set_standardization(self, fmri):
+        """Learn voxel means and scales from training data and store the voxel names.
+
+        Parameters
+        ----------
+        fmri : DataFrame, shape (n_trials, n_voxels)
+            Training voxel patterns.
+        """
+        values = fmri.to_numpy(dtype=np.float64)
+        scale = values.std(axis=0)
+        self.input_mean.assign(values.mean(axis=0).astype(np.float32))
+        self.input_scale.assign(np.where(scale > 0, scale, 1.0).astype(np.float32))
+        self.voxel_names = pd.Index(fmri.columns)
+
+    def get_config(self):
+        """Return the constructor arguments and the fitted voxel names (JSON-able).
+
+        Returns
+        -------
+        dict
+            Configuration for :meth:`from_config`.
+        """
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "n_voxels": self.n_voxels,
+            "latent_dim": self.latent_dim,
+            "hidden": list(self.hidden),
+            "dropout": self.dropout,
+            "seed": self.seed,
+            "voxel_names": None if self.voxel_names is None else _labels_to_json(self.voxel_names),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Build an encoder from :meth:`get_config` output.
+
+        Parameters
+        ----------
+        config : dict
+            Configuration.
+
+        Returns
+        -------
+        fMRIEncoder
+            A new encoder (weights are restored by the loader).
+        """
+        return cls(**config)

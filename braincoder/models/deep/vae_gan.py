@@ -1,0 +1,345 @@
+"""VAE-GAN image reconstruction from visual-cortex fMRI.
+
+A VAE-GAN (Larsen et al., 2016) learns a latent space of images: a visual encoder, a
+generator and a discriminator whose intermediate features define the reconstruction
+similarity. An :class:`fMRIEncoder` then maps voxel patterns into that latent space and
+the generator turns them into images (the three-stage recipe of VanRullen & Reddy and of
+Mozafari et al.; see :class:`braincoder.optimize.VAEGANTrainer`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from ..registry import register_model
+from ._vae_gan_parts import (
+    build_discriminator,
+    build_generator,
+    build_image_encoder,
+    check_fmri,
+    check_images,
+    fMRIEncoder,
+)
+
+__all__ = ["VAEGAN", "fMRIEncoder"]
+
+_PARTS = ("image_encoder", "generator", "discriminator", "fmri_encoder")
+
+
+@register_model("vae_gan")
+class VAEGAN:
+    """Variational auto-encoder with a GAN discriminator, decoding images from fMRI.
+
+    Parameters
+    ----------
+    latent_dim : int, default 32
+        Dimension of the latent space.
+    image_shape : tuple of int, default (28, 28, 1)
+        ``(height, width, channels)``; height and width must be divisible by
+        ``2 ** len(filters)``.
+    filters : sequence of int, default (32, 64)
+        Channels of the strided convolutions of the encoder and discriminator (the
+        generator mirrors them).
+    seed : int, optional
+        Seed of the weight initialisers.
+    fmri_encoder : fMRIEncoder, optional
+        An encoder from voxels to the latent space (normally created by
+        :meth:`braincoder.optimize.VAEGANTrainer.fit_fmri_encoder`).
+
+    Attributes
+    ----------
+    image_encoder : keras.Model
+        Images → ``[mean, log_variance]`` of the latent posterior.
+    generator : keras.Model
+        Latents → images in [0, 1].
+    discriminator : keras.Model
+        Images → ``[features, logit]``.
+    fmri_encoder : fMRIEncoder or None
+        Voxels → latents.
+
+    Notes
+    -----
+    The encoder, generator and discriminator are functional Keras models; the fMRI encoder
+    is a registered :class:`keras.Model` subclass. :meth:`save` writes one ``.keras`` file
+    per part plus ``vae_gan.json`` into a directory; :meth:`load` reads them back with
+    ``safe_mode=True``.
+
+    References
+    ----------
+    Larsen, A. B. L., Sønderby, S. K., Larochelle, H., & Winther, O. (2016). Autoencoding
+    beyond pixels using a learned similarity metric. ICML.
+
+    Ren, Z., et al. (2021). Reconstructing seen image from brain activity by visually-guided
+    cognitive representation and adversarial learning. NeuroImage 228, 117602.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.models.deep import VAEGAN
+    >>> model = VAEGAN(latent_dim=4, filters=(4, 8), seed=0)
+    >>> model.encode(np.zeros((2, 28, 28))).shape
+    (2, 4)
+    """
+
+    def __init__(self, latent_dim=32, image_shape=(28, 28, 1), filters=(32, 64), seed=None,
+                 fmri_encoder=None):
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) \
+                or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        image_shape = tuple(int(s) for s in image_shape)
+        filters = tuple(int(f) for f in filters)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
+        if not filters or min(filters) < 1:
+            raise ValueError(f"filters must be positive integers, got {filters}")
+        factor = 2 ** len(filters)
+        if image_shape[0] % factor or image_shape[1] % factor:
+            raise ValueError(
+                f"image height and width must be divisible by {factor} "
+                f"(2 ** len(filters)), got {image_shape[:2]}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if fmri_encoder is not None and not isinstance(fmri_encoder, fMRIEncoder):
+            raise TypeError(
+                f"fmri_encoder must be an fMRIEncoder, got {type(fmri_encoder).__name__}"
+            )
+        self.latent_dim = int(latent_dim)
+        self.image_shape = image_shape
+        self.filters = filters
+        self.seed = seed
+        self.image_encoder = build_image_encoder(self.latent_dim, image_shape, filters, seed)
+        self.generator = build_generator(self.latent_dim, image_shape, filters, seed)
+        self.discriminator = build_discriminator(image_shape, filters, seed)
+        if fmri_encoder is not None and fmri_encoder.latent_dim != self.latent_dim:
+            raise ValueError(
+                f"fmri_encoder outputs {fmri_encoder.latent_dim} dimensions, the VAE-GAN "
+                f"latent has {self.latent_dim}"
+            )
+        self.fmri_encoder = fmri_encoder
+
+    # ------------------------------------------------------------------ inference
+
+    def encode(self, images, batch_size=256):
+        """Latent means of images under the visual encoder.
+
+        Parameters
+        ----------
+        images : array-like, shape (n, height, width) or (n, height, width, channels)
+            Images in [0, 1].
+        batch_size : int, default 256
+            Images per forward pass.
+
+        Returns
+        -------
+        ndarray, shape (n, latent_dim)
+            Posterior means.
+
+        Raises
+        ------
+        ValueError
+            For images of the wrong shape, outside [0, 1], or non-finite.
+        """
+        images = check_images(images, self.image_shape)
+        return np.concatenate([
+            ops.convert_to_numpy(self.image_encoder(images[i : i + batch_size])[0])
+            for i in range(0, max(len(images), 1), batch_size)
+        ])
+
+    def decode(self, latents, batch_size=256):
+        """Generate images from latent vectors.
+
+        Parameters
+        ----------
+        latents : array-like, shape (n, latent_dim)
+            Latent vectors.
+        batch_size : int, default 256
+            Latents per forward pass.
+
+        Returns
+        -------
+        ndarray, shape (n, height, width) or (n, height, width, channels)
+            Images in [0, 1] (the channel axis is dropped for grey-scale images).
+
+        Raises
+        ------
+        ValueError
+            For a wrong shape or non-finite values.
+        """
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"latents must have shape (n, {self.latent_dim}), got {latents.shape}"
+            )
+        if not np.isfinite(latents).all():
+            raise ValueError("latents hold non-finite values")
+        images = np.concatenate([
+            ops.convert_to_numpy(self.generator(latents[i : i + batch_size]))
+            for i in range(0, max(len(latents), 1), batch_size)
+        ])
+        return images[..., 0] if self.image_shape[2] == 1 else images
+
+    def reconstruct_images(self, images):
+        """Pass images through the visual encoder (posterior means) and the generator.
+
+        Parameters
+        ----------
+        images : array-like, shape (n, height, width)
+            Images in [0, 1].
+
+        Returns
+        -------
+        ndarray
+            Reconstructions, same shape as the generator output of :meth:`decode`.
+        """
+        return self.decode(self.encode(images))
+
+    def fmri_to_latent(self, fmri):
+        """Latent vectors predicted from voxel patterns by the fMRI encoder.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Voxel patterns (same voxels as at training; DataFrame columns matched by name).
+
+        Returns
+        -------
+        DataFrame, shape (n_trials, latent_dim)
+            Latents indexed like ``fmri``.
+
+        Raises
+        ------
+        RuntimeError
+            If there is no fMRI encoder.
+        ValueError
+            For NaN or voxels that differ from the encoder's (count or names).
+        """
+        if self.fmri_encoder is None:
+            raise RuntimeError(
+                "the VAE-GAN has no fMRI encoder; train one with "
+                "VAEGANTrainer.fit_fmri_encoder(fmri, images)"
+            )
+        frame = check_fmri(fmri, self.fmri_encoder)
+        values = frame.to_numpy(dtype=np.float32)
+        latents = ops.convert_to_numpy(self.fmri_encoder(values, training=False))
+        return pd.DataFrame(
+            latents, index=frame.index, columns=pd.RangeIndex(self.latent_dim, name="latent")
+        )
+
+    def reconstruct(self, fmri):
+        """Reconstruct the images seen on each trial from voxel patterns.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Voxel patterns, rows labelled by trial.
+
+        Returns
+        -------
+        images : ndarray, shape (n_trials, height, width)
+            Reconstructed images in [0, 1].
+        frame : DataFrame, shape (n_trials, height · width)
+            The same images flattened row-major, indexed like ``fmri``, one column per
+            pixel (the pixel order of :func:`braincoder.stimuli.make_grid_coordinates`).
+
+        Raises
+        ------
+        RuntimeError
+            If there is no fMRI encoder.
+        ValueError
+            For NaN or voxels that differ from the encoder's (count or names).
+        """
+        latents = self.fmri_to_latent(fmri)
+        images = self.decode(latents.to_numpy())
+        frame = pd.DataFrame(
+            images.reshape(len(images), -1),
+            index=latents.index,
+            columns=pd.RangeIndex(int(np.prod(images.shape[1:])), name="pixel"),
+        )
+        return images, frame
+
+    # ------------------------------------------------------------------ persistence
+
+    def get_config(self):
+        """Return the constructor arguments (JSON-able).
+
+        Returns
+        -------
+        dict
+            ``latent_dim``, ``image_shape``, ``filters``, ``seed``.
+        """
+        return {
+            "latent_dim": self.latent_dim,
+            "image_shape": list(self.image_shape),
+            "filters": list(self.filters),
+            "seed": self.seed,
+        }
+
+    def save(self, path, overwrite=True):
+        """Save the model to a directory: ``vae_gan.json`` and one ``.keras`` file per part.
+
+        Parameters
+        ----------
+        path : str or path
+            Directory (created if needed).
+        overwrite : bool, default True
+            Replace existing files.
+
+        Raises
+        ------
+        FileExistsError
+            If the directory already holds a saved model and ``overwrite`` is False.
+        """
+        path = os.fspath(path)
+        config_file = os.path.join(path, "vae_gan.json")
+        if os.path.exists(config_file) and not overwrite:
+            raise FileExistsError(f"{path} already holds a saved VAE-GAN")
+        os.makedirs(path, exist_ok=True)
+        parts = [part for part in _PARTS if getattr(self, part) is not None]
+        for part in _PARTS:
+            target = os.path.join(path, f"{part}.keras")
+            if part in parts:
+                getattr(self, part).save(target, overwrite=True)
+            elif os.path.exists(target):
+                os.remove(target)
+        with open(config_file, "w", encoding="utf-8") as handle:
+            json.dump({"config": self.get_config(), "parts": parts}, handle, indent=2)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved with :meth:`save` (``safe_mode=True``, no compile).
+
+        Parameters
+        ----------
+        path : str or path
+            Directory written by :meth:`save`.
+
+        Returns
+        -------
+        VAEGAN
+            The model with its weights and, when saved, its fMRI encoder.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``vae_gan.json`` is missing.
+        """
+        path = os.fspath(path)
+        config_file = os.path.join(path, "vae_gan.json")
+        if not os.path.exists(config_file):
+            raise FileNotFoundError(f"{config_file} not found; is {path} a saved VAE-GAN?")
+        with open(config_file, encoding="utf-8") as handle:
+            spec = json.load(handle)
+        model = cls(**spec["config"])
+        for part in spec["parts"]:
+            loaded = keras.saving.load_model(
+                os.path.join(path, f"{part}.keras"), compile=False, safe_mode=True
+            )
+            setattr(model, part, loaded)
+        return model

@@ -1,0 +1,481 @@
+"""VAEGANTrainer: the three training stages of fMRI-to-image decoding with a VAE-GAN.
+
+1. :meth:`VAEGANTrainer.fit_vae_gan` trains the visual encoder, generator and
+   discriminator on images (KL + feature-wise reconstruction in the discriminator's last
+   convolution + adversarial loss).
+2. :meth:`VAEGANTrainer.fit_fmri_encoder` trains the fMRI encoder to reproduce the visual
+   encoder's latent means of the same images (distillation) against a latent
+   discriminator.
+3. :meth:`VAEGANTrainer.fit_generator` fine-tunes the generator (and discriminator) on
+   fMRI-derived latents.
+
+Each stage is a Keras model with a custom ``train_step`` (its own optimizers, TensorFlow
+``GradientTape``) driven by ``keras.Model.fit``: progress bar, TensorBoard scalars and image
+grids, early stopping on the validation pixel correlation with the best weights restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from ..utils.formatting import format_data
+from ..utils.metrics import pearson_per_sample
+from ._monitor import resolve_log_dir
+from ._vaegan_stages import FMRIEncoderStage, GeneratorStage, VAEGANStage
+
+__all__ = ["VAEGANTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class _ValidationCallback(keras.callbacks.Callback):
+    """Adds ``val_pcc`` (mean pixel correlation) to the logs; writes image grids."""
+
+    def __init__(self, reconstruct, inputs, images, run_dir, image_every, stage):
+        super().__init__()
+        self.reconstruct = reconstruct
+        self.inputs = inputs
+        self.images = images
+        self.writer = None if run_dir is None else tf.summary.create_file_writer(
+            os.path.join(run_dir, "images")
+        )
+        self.image_every = image_every
+        self.stage = stage
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.inputs is None or logs is None:
+            return
+        recon = self.reconstruct(self.inputs)
+        pcc = pearson_per_sample(self.images.reshape(len(recon), -1), recon.reshape(len(recon), -1))
+        logs["val_pcc"] = float(np.nanmean(pcc)) if np.isfinite(pcc).any() else 0.0
+        if self.writer is not None and (epoch % self.image_every == 0):
+            true = self.images[:8].reshape(recon[:8].shape)
+            grid = np.concatenate([true, recon[:8]], axis=2)  # true | reconstruction
+            if grid.ndim == 3:
+                grid = grid[..., None]
+            with self.writer.as_default():
+                tf.summary.image(f"{self.stage}/reconstructions", grid, step=epoch,
+                                 max_outputs=8)
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    def __init__(self, epochs, enabled, description):
+        super().__init__()
+        self.bar = tqdm(total=epochs, desc=description, disable=not enabled, leave=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.bar.set_postfix({k: f"{logs[k]:.3g}" for k in ("loss", "val_pcc") if k in logs})
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def _check_positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+class VAEGANTrainer:
+    """Trains a :class:`~braincoder.models.deep.VAEGAN` and its fMRI encoder in three stages.
+
+    Parameters
+    ----------
+    model : VAEGAN
+        The model to train (updated in place).
+    fmri_encoder : fMRIEncoder, optional
+        Encoder from voxels to latents; by default :meth:`fit_fmri_encoder` creates one
+        (``hidden=(256,)``, ``dropout=0.3``) and attaches it to ``model``.
+    log_dir : str or path, optional
+        TensorBoard directory: each stage writes a timestamped run folder with scalars
+        (losses, ``val_pcc``) and image grids (true | reconstruction).
+    seed : int, default 0
+        Seed of Keras (``keras.utils.set_random_seed``), shuffling, sampling and splits.
+
+    Attributes
+    ----------
+    history : dict of str to DataFrame
+        Per-epoch logs of each stage run (``"vae_gan"``, ``"fmri_encoder"``,
+        ``"generator"``).
+    samples_per_second : dict of str to float
+        Training throughput of each stage.
+    run_dirs : dict of str to str
+        TensorBoard run folder of each stage.
+
+    Raises
+    ------
+    TypeError
+        For a model that is not a VAEGAN or an encoder that is not an fMRIEncoder.
+
+    Examples
+    --------
+    >>> from braincoder.datasets import simulate_image_fmri
+    >>> from braincoder.models.deep import VAEGAN
+    >>> from braincoder.optimize import VAEGANTrainer
+    >>> sim = simulate_image_fmri(n_voxels_per_area=(20, 10, 10))
+    >>> trainer = VAEGANTrainer(VAEGAN(latent_dim=4, filters=(4, 8), seed=0), seed=0)
+    >>> _ = trainer.fit_vae_gan(sim.images[:32], epochs=1, progressbar=False)
+    >>> _ = trainer.fit_fmri_encoder(sim.responses[:32], sim.images[:32], epochs=1,
+    ...                              progressbar=False)
+    >>> trainer.model.reconstruct(sim.responses[32:34])[0].shape
+    (2, 28, 28)
+    """
+
+    def __init__(self, model, fmri_encoder=None, log_dir=None, seed=0):
+        from ..models.deep.vae_gan import VAEGAN, fMRIEncoder
+
+        if not isinstance(model, VAEGAN):
+            raise TypeError(f"model must be a VAEGAN, got {type(model).__name__}")
+        if fmri_encoder is not None:
+            if not isinstance(fmri_encoder, fMRIEncoder):
+                raise TypeError(
+                    f"fmri_encoder must be an fMRIEncoder, got {type(fmri_encoder).__name__}"
+                )
+            if fmri_encoder.latent_dim != model.latent_dim:
+                raise ValueError(
+                    f"fmri_encoder outputs {fmri_encoder.latent_dim} dimensions, the VAE-GAN "
+                    f"latent has {model.latent_dim}"
+                )
+            model.fmri_encoder = fmri_encoder
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.model = model
+        self.log_dir = log_dir
+        self.seed = int(seed)
+        self.history = {}
+        self.samples_per_second = {}
+        self.run_dirs = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _split(self, n, validation_split):
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        n_val = int(round(validation_split * n))
+        if validation_split > 0:
+            n_val = max(n_val, 1)
+        if n - n_val < 1:
+            raise ValueError(f"validation_split={validation_split} leaves no training samples")
+        order = np.random.default_rng(self.seed).permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _paired(self, fmri, images, validation_data, validation_split, encoder):
+        """Return checked (train_x, train_images, val_x, val_images) for the fMRI stages."""
+        from ..models.deep._vae_gan_parts import check_fmri, check_images
+
+        frame = format_data(fmri, "fmri")
+        images = check_images(images, self.model.image_shape)
+        if len(frame) != len(images):
+            raise ValueError(f"fmri has {len(frame)} trials but images has {len(images)}")
+        if encoder is not None:
+            frame = check_fmri(frame, encoder)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be an (fmri, images) pair")
+            val_frame = format_data(validation_data[0], "validation fmri")
+            val_images = check_images(validation_data[1], self.model.image_shape,
+                                      "validation images")
+            if val_frame.shape[1] != frame.shape[1]:
+                raise ValueError(
+                    f"validation fmri has {val_frame.shape[1]} voxels, fmri {frame.shape[1]}"
+                )
+            if len(val_frame) != len(val_images):
+                raise ValueError("validation fmri and images differ in length")
+            return frame, images, val_frame.to_numpy(np.float32), val_images
+        train, val = self._split(len(frame), validation_split)
+        val_x = frame.to_numpy(np.float32)[val] if len(val) else None
+        return frame.iloc[train], images[train], val_x, images[val] if len(val) else None
+
+    def _run(self, stage, name, dataset, n_samples, epochs, reconstruct, val_inputs, val_images,
+             early_stopping_patience, image_every, progressbar):
+        callbacks = []
+        run_dir = None
+        if self.log_dir is not None and self.log_dir is not False:
+            run_dir = resolve_log_dir(self.log_dir, name)
+            self.run_dirs[name] = run_dir
+        callbacks.append(_ValidationCallback(reconstruct, val_inputs, val_images, run_dir,
+                                             image_every, name))
+        if run_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(run_dir, write_graph=False,
+                                                         update_freq="epoch"))
+        if early_stopping_patience is not None and val_inputs is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_pcc", mode="max", patience=early_stopping_patience,
+                restore_best_weights=True,
+            ))
+        callbacks.append(_ProgressCallback(epochs, progressbar, f"VAEGANTrainer.{name}"))
+        start = time.perf_counter()
+        history = stage.fit(dataset, epochs=epochs, callbacks=callbacks, shuffle=False,
+                            verbose=0)
+        elapsed = time.perf_counter() - start
+        n_epochs = len(history.epoch)
+        self.samples_per_second[name] = n_samples * n_epochs / elapsed if elapsed else np.nan
+        frame = pd.DataFrame(history.history, index=pd.RangeIndex(n_epochs, name="epoch"))
+        self.history[name] = frame[sorted(frame.columns)]
+        logger.info("VAEGANTrainer.%s: %d epochs, %.0f samples/s", name, n_epochs,
+                    self.samples_per_second[name])
+        return self.history[name]
+
+    def _dataset(self, arrays, batch_size):
+        return (
+            tf.data.Dataset.from_tensor_slices(arrays)
+            .shuffle(len(arrays[0]), seed=self.seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+        )
+
+    @staticmethod
+    def _check_common(epochs, batch_size, learning_rate, early_stopping_patience, image_every):
+        _check_positive_int(epochs, "epochs")
+        _check_positive_int(batch_size, "batch_size")
+        _check_positive_int(image_every, "image_every")
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+        if early_stopping_patience is not None and early_stopping_patience < 0:
+            raise ValueError(
+                f"early_stopping_patience must be >= 0 or None, got {early_stopping_patience!r}"
+            )
+
+    # ------------------------------------------------------------------ stage 1
+
+    def fit_vae_gan(self, images, epochs=100, batch_size=32, learning_rate=1e-3,
+                    kl_weight=1.0, feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.1,
+                    validation_split=0.1, early_stopping_patience=20, image_every=10,
+                    progressbar=True):
+        """Stage 1: train the visual encoder, generator and discriminator on images.
+
+        With :math:`x` an image, :math:`(\\mu, \\log\\sigma^2)` the encoder output,
+        :math:`\\tilde x = G(\\mu + \\sigma\\epsilon)`, :math:`x_p = G(z_p)` with
+        :math:`z_p \\sim N(0, I)` and :math:`D_l` the discriminator's last convolution:
+        the encoder minimises ``kl_weight`` · KL + feature + ``pixel_weight`` · pixel MSE,
+        the generator ``feature_weight`` · (feature + ``pixel_weight`` · pixel) +
+        ``adversarial_weight`` · GAN loss, the discriminator the GAN loss
+        (real vs :math:`\\tilde x` and :math:`x_p`); feature is the mean squared difference
+        of :math:`D_l(x)` and :math:`D_l(\\tilde x)`; KL is divided by the number of pixels.
+        Each part has its own Adam optimizer.
+
+        Parameters
+        ----------
+        images : array-like, shape (n, height, width)
+            Training images in [0, 1].
+        epochs : int, default 100
+            Maximum epochs.
+        batch_size : int, default 32
+            Images per batch.
+        learning_rate : float, default 1e-3
+            Adam learning rate (the discriminator uses half of it).
+        kl_weight, feature_weight, pixel_weight, adversarial_weight : float
+            Loss weights (see above).
+        validation_split : float, default 0.1
+            Fraction of images held out to compute ``val_pcc`` (auto-encoding pixel
+            correlation); 0 disables validation and early stopping.
+        early_stopping_patience : int or None, default 20
+            Epochs without ``val_pcc`` improvement before stopping; best weights restored.
+        image_every : int, default 10
+            Epochs between TensorBoard image grids.
+        progressbar : bool, default True
+            tqdm bar over epochs.
+
+        Returns
+        -------
+        DataFrame
+            Per-epoch ``loss`` (encoder objective), ``kl_loss``, ``feature_loss``,
+            ``pixel_loss``, ``generator_loss``, ``discriminator_loss`` and ``val_pcc``.
+
+        Raises
+        ------
+        ValueError
+            For images of the wrong shape, outside [0, 1] or with NaN, or bad settings.
+        """
+        self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
+                           image_every)
+        from ..models.deep._vae_gan_parts import check_images
+
+        images = check_images(images, self.model.image_shape)
+        weights = {"kl_weight": kl_weight, "feature_weight": feature_weight,
+                   "pixel_weight": pixel_weight, "adversarial_weight": adversarial_weight}
+        for key, value in weights.items():
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0, got {value!r}")
+        train, val = self._split(len(images), validation_split)
+        keras.utils.set_random_seed(self.seed)
+        stage = VAEGANStage(self.model, seed=self.seed, **weights)
+        stage.compile_stage(learning_rate)
+        val_images = images[val] if len(val) else None
+        return self._run(
+            stage, "vae_gan", self._dataset((images[train],), batch_size), len(train), epochs,
+            self.model.reconstruct_images, val_images, val_images, early_stopping_patience,
+            image_every, progressbar,
+        )
+
+    # ------------------------------------------------------------------ stage 2
+
+    def fit_fmri_encoder(self, fmri, images, epochs=200, batch_size=32, learning_rate=1e-3,
+                         adversarial_weight=0.05, weight_decay=1e-3, validation_split=0.1,
+                         validation_data=None, early_stopping_patience=30, image_every=10,
+                         progressbar=True):
+        """Stage 2: train the fMRI encoder to predict the visual encoder's latents.
+
+        The target of each trial is the latent mean :math:`\\mu(x)` of its image under the
+        (frozen) visual encoder. The fMRI encoder minimises the mean squared latent error
+        plus ``adversarial_weight`` times a GAN loss against a small latent discriminator
+        (real: :math:`\\mu(x)`; fake: the fMRI latents), which has its own optimizer.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Voxel patterns.
+        images : array-like, shape (n_trials, height, width)
+            The image of each trial, in [0, 1].
+        epochs : int, default 200
+            Maximum epochs.
+        batch_size : int, default 32
+            Trials per batch.
+        learning_rate : float, default 1e-3
+            AdamW learning rate.
+        adversarial_weight : float, default 0.05
+            Weight of the latent adversarial term.
+        weight_decay : float, default 1e-3
+            AdamW decoupled weight decay of the fMRI encoder.
+        validation_split : float, default 0.1
+            Fraction of trials held out for ``val_pcc`` (ignored with ``validation_data``).
+        validation_data : (DataFrame, array), optional
+            Held-out ``(fmri, images)``.
+        early_stopping_patience : int or None, default 30
+            Epochs without ``val_pcc`` improvement before stopping; best weights restored.
+        image_every : int, default 10
+            Epochs between TensorBoard image grids.
+        progressbar : bool, default True
+            tqdm bar over epochs.
+
+        Returns
+        -------
+        DataFrame
+            Per-epoch ``loss``, ``latent_loss``, ``adversarial_loss``,
+            ``latent_discriminator_loss`` and ``val_pcc``.
+
+        Raises
+        ------
+        ValueError
+            For NaN, mismatched lengths, voxels differing from an existing encoder, images
+            of the wrong shape or range, or bad settings.
+        """
+        self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
+                           image_every)
+        if not adversarial_weight >= 0 or not weight_decay >= 0:
+            raise ValueError("adversarial_weight and weight_decay must be >= 0")
+        encoder = self.model.fmri_encoder
+        frame, train_images, val_x, val_images = self._paired(
+            fmri, images, validation_data, validation_split, encoder
+        )
+        if encoder is None:
+            from ..models.deep.vae_gan import fMRIEncoder
+
+            encoder = fMRIEncoder(frame.shape[1], self.model.latent_dim, seed=self.seed)
+            self.model.fmri_encoder = encoder
+        encoder.set_standardization(frame)
+        targets = self.model.encode(train_images)
+        keras.utils.set_random_seed(self.seed)
+        stage = FMRIEncoderStage(self.model, adversarial_weight=adversarial_weight,
+                                 seed=self.seed)
+        stage.compile_stage(learning_rate, weight_decay)
+        x = frame.to_numpy(np.float32)
+        return self._run(
+            stage, "fmri_encoder", self._dataset((x, targets), batch_size), len(x), epochs,
+            self._reconstruct_array, val_x, val_images, early_stopping_patience, image_every,
+            progressbar,
+        )
+
+    def _reconstruct_array(self, values):
+        latents = keras.ops.convert_to_numpy(self.model.fmri_encoder(values, training=False))
+        return self.model.decode(latents)
+
+    # ------------------------------------------------------------------ stage 3
+
+    def fit_generator(self, fmri, images, epochs=100, batch_size=32, learning_rate=2e-4,
+                      feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.05,
+                      validation_split=0.1, validation_data=None, early_stopping_patience=20,
+                      image_every=10, progressbar=True):
+        """Stage 3: fine-tune the generator on latents predicted from fMRI.
+
+        With :math:`\\hat z = F(y)` from the (frozen) fMRI encoder and
+        :math:`\\hat x = G(\\hat z)`, the generator minimises ``pixel_weight`` · pixel MSE
+        + ``feature_weight`` · feature loss (discriminator's last convolution) +
+        ``adversarial_weight`` · GAN loss; the discriminator (own optimizer) learns real
+        images vs :math:`\\hat x`.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Voxel patterns (the fMRI encoder's voxels).
+        images : array-like, shape (n_trials, height, width)
+            The image of each trial, in [0, 1].
+        epochs : int, default 100
+            Maximum epochs.
+        batch_size : int, default 32
+            Trials per batch.
+        learning_rate : float, default 2e-4
+            Adam learning rate.
+        feature_weight, pixel_weight, adversarial_weight : float
+            Loss weights.
+        validation_split : float, default 0.1
+            Fraction of trials held out for ``val_pcc`` (ignored with ``validation_data``).
+        validation_data : (DataFrame, array), optional
+            Held-out ``(fmri, images)``.
+        early_stopping_patience : int or None, default 20
+            Epochs without ``val_pcc`` improvement before stopping; best weights restored.
+        image_every : int, default 10
+            Epochs between TensorBoard image grids.
+        progressbar : bool, default True
+            tqdm bar over epochs.
+
+        Returns
+        -------
+        DataFrame
+            Per-epoch ``loss`` (``pixel_weight`` · pixel MSE: the feature term is measured
+            in the discriminator's moving feature space, so it is reported apart),
+            ``pixel_loss``, ``feature_loss``,
+            ``generator_loss``, ``discriminator_loss`` and ``val_pcc``.
+
+        Raises
+        ------
+        RuntimeError
+            If no fMRI encoder has been trained.
+        ValueError
+            For NaN, mismatched lengths or voxels, images of the wrong shape or range, or
+            bad settings.
+        """
+        self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
+                           image_every)
+        for key, value in [("feature_weight", feature_weight), ("pixel_weight", pixel_weight),
+                           ("adversarial_weight", adversarial_weight)]:
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0, got {value!r}")
+        if self.model.fmri_encoder is None:
+            raise RuntimeError("fit_generator needs an fMRI encoder; run fit_fmri_encoder first")
+        frame, train_images, val_x, val_images = self._paired(
+            fmri, images, validation_data, validation_split, self.model.fmri_encoder
+        )
+        keras.utils.set_random_seed(self.seed)
+        stage = GeneratorStage(self.model, feature_weight=feature_weight,
+                               pixel_weight=pixel_weight, adversarial_weight=adversarial_weight)
+        stage.compile_stage(learning_rate)
+        x = frame.to_numpy(np.float32)
+        return self._run(
+            stage, "generator", self._dataset((x, train_images), batch_size), len(x), epochs,
+            self._reconstruct_array, val_x, val_images, early_stopping_patience, image_every,
+            progressbar,
+        )

@@ -1,0 +1,225 @@
+"""Tests of the image-fMRI simulator, the VAE-GAN, its trainer and the linear baselines."""
+
+import glob
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from braincoder.datasets import simulate_image_fmri, split_image_fmri
+from braincoder.models import GaussianPRF2D, get_model
+from braincoder.models.deep import VAEGAN, fMRIEncoder
+from braincoder.models.image_decoders import PRFInversionDecoder, RidgeImageDecoder
+from braincoder.optimize import VAEGANTrainer
+from braincoder.utils import pixel_correlation
+
+TINY = dict(latent_dim=4, filters=(4, 8))
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_image_fmri(n_voxels_per_area=(30, 20, 10), seed=1)
+
+
+@pytest.fixture(scope="module")
+def small(sim):
+    return sim.subset(np.arange(48))
+
+
+def _train(small, seed=0, log_dir=None, epochs=(3, 3, 2)):
+    model = VAEGAN(seed=seed, **TINY)
+    trainer = VAEGANTrainer(model, log_dir=log_dir, seed=seed)
+    fit = dict(progressbar=False, batch_size=16)
+    h1 = trainer.fit_vae_gan(small.images, epochs=epochs[0], learning_rate=3e-3, **fit)
+    h2 = trainer.fit_fmri_encoder(small.responses, small.images, epochs=epochs[1], **fit)
+    h3 = trainer.fit_generator(small.responses, small.images, epochs=epochs[2],
+                               learning_rate=2e-3, **fit)
+    return model, trainer, (h1, h2, h3)
+
+
+@pytest.fixture(scope="module")
+def trained(small):
+    return _train(small, epochs=(8, 15, 10))
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+def test_simulator_structure(sim):
+    assert sim.images.shape == (361, 28, 28)
+    assert sim.images.min() >= 0 and sim.images.max() <= 1
+    assert set(sim.labels.unique()) == {6, 9}
+    assert sim.responses.index.name == "trial"
+    assert list(sim.responses.columns[:2]) == ["V1_0001", "V1_0002"]
+    assert sim.responses.shape == (361, 60)
+    sd = sim.parameters["sd"].groupby(sim.areas).mean()
+    assert sd["V1"] < sd["V2"] < sd["V3"]
+    train, test = split_image_fmri(sim)
+    assert (len(train.images), len(test.images)) == (90, 10)
+    assert (test.labels == 6).sum() == 5
+    assert not set(train.responses.index) & set(test.responses.index)
+    train, test = split_image_fmri(sim, "large")
+    assert len(train.images) + len(test.images) == 361 and len(test.images) == 72
+
+
+def test_simulator_bad_input():
+    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
+        simulate_image_fmri(images=np.full((3, 8, 8), 2.0), n_voxels_per_area=(2, 2, 2))
+    with pytest.raises(ValueError, match="images must have shape"):
+        simulate_image_fmri(images=np.zeros((3, 8)), n_voxels_per_area=(2, 2, 2))
+    with pytest.raises(ValueError, match="areas must be among"):
+        simulate_image_fmri(areas=("V1", "V9", "V3"))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        simulate_image_fmri(n_voxel=3)
+    with pytest.raises(ValueError, match="setting must be"):
+        split_image_fmri(simulate_image_fmri(n_voxels_per_area=(2, 2, 2)), "huge")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_each_stage_lowers_its_loss(trained):
+    _, _, (h1, h2, h3) = trained
+    assert h1["pixel_loss"].iloc[-1] < h1["pixel_loss"].iloc[0]
+    assert h1["loss"].iloc[-1] < h1["loss"].iloc[0]
+    assert h2["latent_loss"].iloc[-1] < 0.8 * h2["latent_loss"].iloc[0]
+    assert h3["loss"].iloc[-1] < h3["loss"].iloc[0]
+    assert {"kl_loss", "feature_loss", "discriminator_loss", "val_pcc"} <= set(h1.columns)
+    assert {"adversarial_loss", "latent_discriminator_loss"} <= set(h2.columns)
+
+
+def test_reconstruct_output(trained, sim):
+    model, trainer, _ = trained
+    fmri = sim.responses.iloc[50:55]
+    images, frame = model.reconstruct(fmri)
+    assert images.shape == (5, 28, 28) and images.min() >= 0 and images.max() <= 1
+    assert frame.index.equals(fmri.index) and frame.shape == (5, 784)
+    np.testing.assert_array_equal(frame.to_numpy().reshape(5, 28, 28), images)
+    assert set(trainer.samples_per_second) == {"vae_gan", "fmri_encoder", "generator"}
+
+
+def test_deterministic_with_seed(small, sim):
+    fmri = sim.responses.iloc[60:63]
+    a, _, (ha, *_) = _train(small, seed=3, epochs=(1, 2, 1))
+    b, _, (hb, *_) = _train(small, seed=3, epochs=(1, 2, 1))
+    pd.testing.assert_frame_equal(ha, hb)
+    np.testing.assert_array_equal(a.reconstruct(fmri)[0], b.reconstruct(fmri)[0])
+
+
+def test_save_load_identical(trained, sim, tmp_path):
+    model, _, _ = trained
+    model.save(tmp_path / "vg")
+    assert sorted(os.listdir(tmp_path / "vg")) == [
+        "discriminator.keras", "fmri_encoder.keras", "generator.keras", "image_encoder.keras",
+        "vae_gan.json",
+    ]
+    loaded = VAEGAN.load(tmp_path / "vg")
+    fmri = sim.responses.iloc[100:104]
+    np.testing.assert_array_equal(model.reconstruct(fmri)[0], loaded.reconstruct(fmri)[0])
+    assert loaded.fmri_encoder.voxel_names.equals(model.fmri_encoder.voxel_names)
+    assert isinstance(get_model("vae_gan", **TINY), VAEGAN)
+
+
+def test_early_stopping_restores_best(small, sim):
+    model = VAEGAN(seed=0, **TINY)
+    trainer = VAEGANTrainer(model, seed=0)
+    trainer.fit_vae_gan(small.images, epochs=2, progressbar=False, validation_split=0)
+    val = (sim.responses.iloc[300:320], sim.images[300:320])
+    history = trainer.fit_fmri_encoder(small.responses, small.images, epochs=6,
+                                       validation_data=val, early_stopping_patience=2,
+                                       progressbar=False, learning_rate=3e-2)
+    pcc = np.nanmean(pixel_correlation(val[1], model.reconstruct(val[0])[0]))
+    assert pcc == pytest.approx(history["val_pcc"].max(), abs=1e-5)
+
+
+def test_tensorboard_scalars_and_images(small, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, trainer, _ = _train(small, log_dir=tmp_path, epochs=(1, 1, 1))
+    for stage in ("vae_gan", "fmri_encoder", "generator"):
+        run = trainer.run_dirs[stage]
+        scalars = set()
+        for path in glob.glob(os.path.join(run, "train", "events.*")):
+            acc = EventAccumulator(path, size_guidance={"tensors": 0})
+            acc.Reload()
+            scalars |= set(acc.Tags()["tensors"])
+        assert "epoch_loss" in scalars
+        images = set()
+        for path in glob.glob(os.path.join(run, "images", "events.*")):
+            acc = EventAccumulator(path, size_guidance={"tensors": 0, "images": 0})
+            acc.Reload()
+            images |= set(acc.Tags()["tensors"]) | set(acc.Tags()["images"])
+        assert f"{stage}/reconstructions" in images
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_before_training(trained, small, sim):
+    model, trainer, _ = trained
+    with pytest.raises(ValueError, match="data has 59 voxels but the fMRI encoder expects 60"):
+        model.reconstruct(sim.responses.iloc[:3, :59])
+    renamed = sim.responses.iloc[:3].rename(columns={"V1_0001": "V9_0001"})
+    with pytest.raises(ValueError, match="V9_0001"):
+        model.reconstruct(renamed)
+    nan = sim.responses.iloc[:3].copy()
+    nan.iloc[1, 2] = np.nan
+    with pytest.raises(ValueError, match="V1_0003"):
+        model.reconstruct(nan)
+    with pytest.raises(ValueError, match="images must have shape"):
+        trainer.fit_vae_gan(np.zeros((4, 20, 20)), epochs=1, progressbar=False)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        trainer.fit_vae_gan(small.images * 3, epochs=1, progressbar=False)
+    with pytest.raises(ValueError, match="non-finite"):
+        trainer.fit_vae_gan(np.full((4, 28, 28), np.nan), epochs=1, progressbar=False)
+    with pytest.raises(ValueError, match="fmri has 48 trials but images has 47"):
+        trainer.fit_generator(small.responses, small.images[:47], epochs=1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        trainer.fit_vae_gan(small.images, epoch=1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        VAEGAN(latent=3)
+    with pytest.raises(RuntimeError, match="fit_fmri_encoder first"):
+        VAEGANTrainer(VAEGAN(**TINY)).fit_generator(small.responses, small.images)
+    with pytest.raises(ValueError, match="latent has 4"):
+        VAEGANTrainer(VAEGAN(**TINY), fmri_encoder=fMRIEncoder(60, 5))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_baselines_beat_chance(sim):
+    train, test = split_image_fmri(sim, "reference")
+    ridge = get_model("ridge_image_decoder").fit(train.responses, train.images)
+    images, frame = ridge.reconstruct(test.responses)
+    assert isinstance(ridge, RidgeImageDecoder) and frame.index.equals(test.responses.index)
+    assert np.nanmean(pixel_correlation(test.images, images)) > 0.3
+    prf = PRFInversionDecoder(GaussianPRF2D(sim.grid_coordinates), sim.parameters)
+    prf.fit(train.responses, train.images)
+    images, _ = prf.reconstruct(test.responses)
+    assert images.min() >= 0 and images.max() <= 1
+    assert np.nanmean(pixel_correlation(test.images, images)) > 0.3
+    # Shuffled pairing: reconstructions of other trials correlate less with each image.
+    assert np.nanmean(pixel_correlation(test.images, images)) > np.nanmean(
+        pixel_correlation(test.images, images[::-1])
+    ) or len(set(test.labels)) == 1
+    with pytest.raises(ValueError, match="missing"):
+        prf.reconstruct(test.responses.rename(columns={"V2_0001": "x"}))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RidgeImageDecoder().reconstruct(test.responses)
+
+
+def test_prf_inversion_matches_closed_form(sim):
+    train = sim.subset(np.arange(100))
+    model = GaussianPRF2D(sim.grid_coordinates)
+    prf = PRFInversionDecoder(model, sim.parameters, smoothness=0.0, l2=0.5).fit(
+        train.responses, train.images
+    )
+    r = prf.gain.to_numpy()[:, None] * model.get_rf(sim.parameters).to_numpy().T
+    s_inv = np.diag(1 / prf.noise_variance.to_numpy())
+    a = r.T @ s_inv @ r
+    a += 0.5 * np.trace(a) / len(a) * np.eye(len(a))
+    y = sim.responses.iloc[200:202].to_numpy() - prf.baseline.to_numpy()
+    expected = np.clip(np.linalg.solve(a, r.T @ s_inv @ y.T).T, 0, 1)
+    np.testing.assert_allclose(prf.reconstruct(sim.responses.iloc[200:202])[0].reshape(2, -1),
+                               expected, atol=1e-8)
