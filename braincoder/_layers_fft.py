@@ -177,14 +177,14 @@ class iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the reference m
 
         Returns
         -------
-        tensor, shape (batch, *out_shape[, channels])
+        tensor, shape ``(batch, *out_shape[, channels])``
             Volumes.
         """
         values = _apply3d(inputs, *self._matrices)
         return values * self._scale if self._scale != 1.0 else values
 
     def compute_output_shape(self, input_shape):
-        """Return (batch, *out_shape[, channels]).
+        """Return ``(batch, *out_shape[, channels])``.
 
         Parameters
         ----------
@@ -373,7 +373,7 @@ class variational_iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the
 
         Returns
         -------
-        tensor, shape (batch, *out_shape)
+        tensor, shape ``(batch, *out_shape)``
             Volumes.
         """
         pad = [[0, 0]] + [[0, g - i] for g, i in zip(self.grid, self.in_shape, strict=True)]
@@ -392,7 +392,7 @@ class variational_iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the
         return self.inverse(mask * low + (1.0 - mask) * coefs)
 
     def compute_output_shape(self, input_shape):
-        """Return (batch, *out_shape).
+        """Return ``(batch, *out_shape)``.
 
         Parameters
         ----------

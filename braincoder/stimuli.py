@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .utils.formatting import STIMULUS_DIMENSION, TIME, to_frame
-from .utils.validation import check_finite
+from .utils.validation import check_finite, format_labels
 
 __all__ = [
     "Stimulus",
@@ -162,7 +162,7 @@ class PositiveStimulus(OneDimensionalStimulus):
         if bad.size:
             raise ValueError(
                 f"paradigm must be > 0 for log-Gaussian tuning; {bad.size} time points are not "
-                f"(first at {frame.index.name or 'row'} {frame.index[bad[0]]!r})"
+                f"(first at {frame.index.name or 'row'} {format_labels(frame.index[bad[:1]])})"
             )
 
     def default_grid(self, n=100):

@@ -1,17 +1,23 @@
-"""Every encoding model's predict against a plain-numpy implementation of its formula."""
+"""Every encoding model's predict against a plain-numpy implementation of its formula.
+
+Also: labels kept end to end, simulate, stored-argument fallbacks, parameter transforms
+and the errors raised for bad input.
+"""
+
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from scipy import stats
 
-from braincoder.hrf import SPMHRFModel
+from braincoder.hrf import CustomHRFModel, SPMHRFDerivativeModel, SPMHRFModel
 from braincoder.models import (
     DifferenceOfGaussiansPRF2D,
     DifferenceOfGaussiansPRF2DWithHRF,
     DivisiveNormalizationGaussianPRF2D,
     DivisiveNormalizationGaussianPRF2DWithHRF,
-    EncodingModel,
     GaussianPRF,
     GaussianPRF2D,
     GaussianPRF2DWithHRF,
@@ -22,263 +28,521 @@ from braincoder.models import (
     LogGaussianPRF,
     LogGaussianPRFWithHRF,
     VonMisesPRF,
-    get_model,
-    list_models,
 )
 from braincoder.stimuli import make_grid_coordinates
+from braincoder.utils.math import Bounded, Softplus
 
-RNG = np.random.default_rng(42)
 TR = 1.5
-N_T = 40
-GRID = make_grid_coordinates(6, extent=3.0)
-GX, GY = GRID["x"].to_numpy()[:, None], GRID["y"].to_numpy()[:, None]
+N_T = 30
+N_UNITS = 3
+N_VOXELS = 4
+GRID = make_grid_coordinates(5, extent=2.0)
+GX = GRID["x"].to_numpy()[:, None]
+GY = GRID["y"].to_numpy()[:, None]
+
+LINEAR = (LinearModel, LinearModelWithBaseline, LinearModelWithBaselineHRF)
+PRF_2D = (GaussianPRF2D, DifferenceOfGaussiansPRF2D, DivisiveNormalizationGaussianPRF2D,
+          GaussianPRF2DWithHRF, DifferenceOfGaussiansPRF2DWithHRF,
+          DivisiveNormalizationGaussianPRF2DWithHRF)
+RANGES = {
+    "x": (-1.5, 1.5), "y": (-1.5, 1.5), "sd": (0.5, 1.5), "amplitude": (0.5, 2.0),
+    "baseline": (-1.0, 1.0), "srf_amplitude": (0.1, 0.6), "srf_size": (1.5, 3.0),
+    "neural_baseline": (0.2, 1.0), "surround_baseline": (0.5, 2.0), "kappa": (0.5, 3.0),
+    "hrf_delay": (4.5, 6.5), "hrf_dispersion": (0.7, 1.3), "hrf_delta": (-0.5, 0.5),
+}
 
 
-def convolve(neural, kernels):
-    """Causal convolution of each column with its kernel column (or one shared kernel)."""
-    kernels = np.asarray(kernels)
-    if kernels.ndim == 1:
-        kernels = np.repeat(kernels[:, None], neural.shape[1], axis=1)
-    return np.column_stack([np.convolve(neural[:, v], kernels[:, v])[: len(neural)]
-                            for v in range(neural.shape[1])])
-
-
+# ---------------------------------------------------------------------------- reference
 def gauss2d(x, y, sd):
+    """Peak-one isotropic Gaussian at every pixel, shape (n_pixels, n_units)."""
     return np.exp(-((GX - x) ** 2 + (GY - y) ** 2) / (2 * sd**2))
 
 
-def random_2d(n, extra=None):
-    values = {"x": RNG.uniform(-2, 2, n), "y": RNG.uniform(-2, 2, n), "sd": RNG.uniform(0.5, 2, n),
-              "baseline": RNG.normal(0, 1, n), "amplitude": RNG.uniform(0.5, 2, n)}
-    values.update(extra or {})
-    return pd.DataFrame(values)
+def spm_kernels(tr, n_units, delay=None, dispersion=None):
+    """SPM kernels at t = k·TR, unit sum, (n_kernel, n_units), with scipy."""
+    t = np.arange(int(32 / tr) + 1)[:, None] * tr
+    delay = np.full(n_units, 6.0) if delay is None else delay
+    dispersion = np.full(n_units, 1.0) if dispersion is None else dispersion
+    kernels = (stats.gamma.pdf(t, delay / dispersion, scale=dispersion)
+               - 0.167 * stats.gamma.pdf(t, 16.0))
+    return kernels / kernels.sum(axis=0)
 
 
-def reference_1d(model_class, x, p):
-    mu, width, amplitude, baseline = (p.iloc[:, i].to_numpy()[None, :] for i in range(4))
-    if model_class is VonMisesPRF:
-        tuning = np.exp(width * (np.cos(x - mu) - 1))
+def convolve_columns(signal, kernels):
+    return np.column_stack([np.convolve(signal[:, v], kernels[:, v])[: len(signal)]
+                            for v in range(signal.shape[1])])
+
+
+def reference_predict(model_class, paradigm, parameters, weights=None, hrf=None):
+    """Plain numpy (float64) prediction of every model, written from its documented formula."""
+    p = {label: parameters[label].to_numpy(np.float64) for label in parameters.columns}
+    s = np.asarray(paradigm, dtype=np.float64)
+    if model_class in LINEAR:
+        neural = s @ weights
+        weights = None
+    elif model_class in (GaussianPRF, GaussianPRFWithHRF):
+        neural = p["amplitude"] * np.exp(-0.5 * ((s - p["mu"]) / p["sd"]) ** 2)
+    elif model_class is VonMisesPRF:
+        neural = p["amplitude"] * np.exp(p["kappa"] * (np.cos(s - p["mu"]) - 1))
     elif model_class in (LogGaussianPRF, LogGaussianPRFWithHRF):
-        tuning = np.exp(-0.5 * ((np.log(x) - np.log(mu)) / width) ** 2)
+        neural = p["amplitude"] * np.exp(-0.5 * ((np.log(s) - np.log(p["mu"])) / p["sd"]) ** 2)
+    elif model_class in (GaussianPRF2D, GaussianPRF2DWithHRF):
+        neural = s @ gauss2d(p["x"], p["y"], p["sd"]) * p["amplitude"]
+    elif model_class in (DifferenceOfGaussiansPRF2D, DifferenceOfGaussiansPRF2DWithHRF):
+        rf = (gauss2d(p["x"], p["y"], p["sd"])
+              - p["srf_amplitude"] * gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"]))
+        neural = s @ rf * p["amplitude"]
+    else:  # divisive normalisation
+        centre = s @ gauss2d(p["x"], p["y"], p["sd"])
+        surround = s @ gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"])
+        neural = ((p["amplitude"] * centre + p["neural_baseline"])
+                  / (p["srf_amplitude"] * surround + p["surround_baseline"])
+                  - p["neural_baseline"] / p["surround_baseline"])
+    if hrf == "shared":
+        neural = convolve_columns(neural, spm_kernels(TR, neural.shape[1]))
+    elif hrf == "unique":
+        neural = convolve_columns(neural, spm_kernels(TR, neural.shape[1], p["hrf_delay"],
+                                                      p["hrf_dispersion"]))
+    response = neural + p["baseline"] if "baseline" in p else neural
+    return response if weights is None else response @ weights
+
+
+def build(model_class, hrf=None, **kwargs):
+    """Instantiate a model with the test grid and the requested HRF."""
+    if hrf is not None:
+        kwargs["hrf_model"] = SPMHRFModel(tr=TR, unique_hrfs=hrf == "unique")
+    if model_class in PRF_2D:
+        return model_class(GRID, **kwargs)
+    return model_class(**kwargs)
+
+
+def random_parameters(model, n, rng, index=None):
+    """Random natural parameters for ``model``, in its label order."""
+    values = {}
+    for label in model.get_parameter_labels():
+        low, high = RANGES.get(label, (1.0, 5.0))  # mu of the 1D models
+        if label == "mu" and isinstance(model, VonMisesPRF):
+            low, high = -np.pi, np.pi
+        values[label] = rng.uniform(low, high, n)
+    return pd.DataFrame(values, index=index)
+
+
+def random_paradigm(model, rng, n_t=N_T):
+    if isinstance(model, PRF_2D):
+        return (rng.random((n_t, len(GRID))) > 0.7).astype(float)
+    if isinstance(model, LINEAR):
+        return rng.normal(size=(n_t, 3))
+    if isinstance(model, VonMisesPRF):
+        return rng.uniform(-np.pi, np.pi, (n_t, 1))
+    return rng.uniform(0.5, 6.0, (n_t, 1))
+
+
+CASES = [(LinearModel, None), (LinearModelWithBaseline, None),
+         (LinearModelWithBaselineHRF, "shared"), (LinearModelWithBaselineHRF, "unique"),
+         (GaussianPRF, None), (VonMisesPRF, None), (LogGaussianPRF, None),
+         (GaussianPRF2D, None), (DifferenceOfGaussiansPRF2D, None),
+         (DivisiveNormalizationGaussianPRF2D, None)]
+CASES += [(cls, hrf) for cls in (GaussianPRFWithHRF, LogGaussianPRFWithHRF, GaussianPRF2DWithHRF,
+                                 DifferenceOfGaussiansPRF2DWithHRF,
+                                 DivisiveNormalizationGaussianPRF2DWithHRF)
+          for hrf in ("shared", "unique")]
+
+
+# Linear models always take weights (feature × voxel); the others with and without.
+CASES = [(cls, hrf, with_weights) for cls, hrf in CASES
+         for with_weights in ((True,) if cls in LINEAR else (False, True))]
+
+
+@pytest.mark.parametrize("model_class, hrf, with_weights", CASES, ids=[
+    f"{cls.__name__}-{hrf or 'nohrf'}-{'weights' if w else 'units'}" for cls, hrf, w in CASES])
+def test_predict_matches_numpy(model_class, hrf, with_weights):
+    rng = np.random.default_rng(len(CASES))
+    model = build(model_class, hrf)
+    paradigm = random_paradigm(model, rng)
+    if model_class in LINEAR:
+        weights = rng.normal(size=(3, N_VOXELS))
+        parameters = random_parameters(model, N_VOXELS, rng)
     else:
-        tuning = np.exp(-0.5 * ((x - mu) / width) ** 2)
-    return amplitude * tuning, baseline
-
-
-@pytest.mark.parametrize("model_class", [GaussianPRF, VonMisesPRF, LogGaussianPRF,
-                                         GaussianPRFWithHRF, LogGaussianPRFWithHRF])
-def test_1d_models_match_numpy(model_class):
-    n = 5
-    x = RNG.uniform(0.5, 6, N_T)[:, None]
-    parameters = pd.DataFrame({model_class.parameter_labels[0]: RNG.uniform(1, 5, n),
-                               model_class.parameter_labels[1]: RNG.uniform(0.5, 2, n),
-                               "amplitude": RNG.uniform(0.5, 2, n),
-                               "baseline": RNG.normal(0, 1, n)})
-    neural, baseline = reference_1d(model_class, x, parameters)
-    hrf = SPMHRFModel(tr=TR)
-    if "WithHRF" in model_class.__name__:
-        model = model_class(hrf_model=hrf)
-        expected = convolve(neural, hrf.get_hrf()) + baseline
-    else:
-        model = model_class()
-        expected = neural + baseline
-    predicted = model.predict(paradigm=x, parameters=parameters)
-    np.testing.assert_allclose(predicted.to_numpy(), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_2d_models_match_numpy():
-    n = 4
-    images = (RNG.random((N_T, len(GRID))) > 0.7).astype(float)
-    p = random_2d(n)
-    rf = gauss2d(p.x.values, p.y.values, p.sd.values)
-    expected = images @ rf * p.amplitude.values + p.baseline.values
-    got = GaussianPRF2D(GRID).predict(images, p)
-    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-5, atol=1e-5)
-
-    dog = random_2d(n, {"srf_amplitude": RNG.uniform(0.1, 0.5, n),
-                        "srf_size": RNG.uniform(1.5, 3, n)})
-    rf = gauss2d(dog.x.values, dog.y.values, dog.sd.values) - dog.srf_amplitude.values * gauss2d(
-        dog.x.values, dog.y.values, dog.sd.values * dog.srf_size.values)
-    expected = images @ rf * dog.amplitude.values + dog.baseline.values
-    got = DifferenceOfGaussiansPRF2D(GRID).predict(images, dog)
-    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-5, atol=1e-5)
-
-    dn = dog.assign(neural_baseline=RNG.uniform(0.1, 1, n), surround_baseline=RNG.uniform(1, 2, n))
-    centre = images @ gauss2d(dn.x.values, dn.y.values, dn.sd.values)
-    surround = images @ gauss2d(dn.x.values, dn.y.values, dn.sd.values * dn.srf_size.values)
-    neural = ((dn.amplitude.values * centre + dn.neural_baseline.values)
-              / (dn.srf_amplitude.values * surround + dn.surround_baseline.values)
-              - dn.neural_baseline.values / dn.surround_baseline.values)
-    got = DivisiveNormalizationGaussianPRF2D(GRID).predict(images, dn)
-    np.testing.assert_allclose(got.to_numpy(), neural + dn.baseline.values, rtol=1e-5, atol=1e-5)
-
-    hrf = SPMHRFModel(tr=TR)
-    got = DivisiveNormalizationGaussianPRF2DWithHRF(GRID, hrf_model=hrf).predict(images, dn)
-    np.testing.assert_allclose(got.to_numpy(), convolve(neural, hrf.get_hrf()) + dn.baseline.values,
-                               rtol=1e-5, atol=1e-5)
-    got = DifferenceOfGaussiansPRF2DWithHRF(GRID, hrf_model=hrf).predict(images, dog)
-    rf = gauss2d(dog.x.values, dog.y.values, dog.sd.values) - dog.srf_amplitude.values * gauss2d(
-        dog.x.values, dog.y.values, dog.sd.values * dog.srf_size.values)
-    expected = convolve(images @ rf * dog.amplitude.values, hrf.get_hrf()) + dog.baseline.values
+        parameters = random_parameters(model, N_UNITS, rng)
+        weights = rng.normal(size=(N_UNITS, N_VOXELS)) if with_weights else None
+    got = model.predict(paradigm, parameters if len(parameters.columns) else None, weights)
+    expected = reference_predict(model_class, paradigm, parameters, weights, hrf)
+    assert got.shape == expected.shape
     np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_2d_hrf_models_shared_and_unique():
-    n = 3
-    images = (RNG.random((N_T, len(GRID))) > 0.6).astype(float)
-    p = random_2d(n)
-    neural = images @ gauss2d(p.x.values, p.y.values, p.sd.values) * p.amplitude.values
-    shared = SPMHRFModel(tr=TR)
-    got = GaussianPRF2DWithHRF(GRID, hrf_model=shared).predict(images, p)
-    np.testing.assert_allclose(got.to_numpy(), convolve(neural, shared.get_hrf())
-                               + p.baseline.values, rtol=1e-5, atol=1e-5)
-    unique = SPMHRFModel(tr=TR, unique_hrfs=True)
-    pu = p.assign(hrf_delay=[5.0, 6.0, 6.8], hrf_dispersion=[0.8, 1.0, 1.3])
-    t = unique.kernel_times[:, None]
-    kernels = stats.gamma.pdf(t, pu.hrf_delay.values / pu.hrf_dispersion.values,
-                              scale=pu.hrf_dispersion.values) - 0.167 * stats.gamma.pdf(t, 16.0)
-    kernels /= kernels.sum(0)
-    got = GaussianPRF2DWithHRF(GRID, hrf_model=unique).predict(images, pu)
-    np.testing.assert_allclose(got.to_numpy(), convolve(neural, kernels) + p.baseline.values,
-                               rtol=1e-4, atol=1e-4)
-
-
-def test_3d_image_paradigm_is_flattened_row_major():
-    images = RNG.random((5, 6, 6))
-    p = random_2d(2)
-    model = GaussianPRF2D(GRID)
-    np.testing.assert_allclose(model.predict(images, p).to_numpy(),
-                               model.predict(images.reshape(5, 36), p).to_numpy())
-
-
-def test_linear_models_match_numpy():
-    paradigm = RNG.normal(size=(N_T, 3))
-    weights = RNG.normal(size=(3, 4))
-    np.testing.assert_allclose(LinearModel().predict(paradigm, weights=weights).to_numpy(),
-                               paradigm @ weights, rtol=1e-5, atol=1e-5)
-    baseline = pd.DataFrame({"baseline": RNG.normal(size=4)})
-    np.testing.assert_allclose(
-        LinearModelWithBaseline().predict(paradigm, baseline, weights).to_numpy(),
-        paradigm @ weights + baseline.baseline.values, rtol=1e-5, atol=1e-5)
-    hrf = SPMHRFModel(tr=TR)
-    got = LinearModelWithBaselineHRF(hrf_model=hrf).predict(paradigm, baseline, weights)
-    np.testing.assert_allclose(got.to_numpy(), convolve(paradigm @ weights, hrf.get_hrf())
-                               + baseline.baseline.values, rtol=1e-5, atol=1e-5)
-
-
-def test_basis_functions_mixed_by_weights():
-    x = np.linspace(0, 10, N_T)[:, None]
-    basis = pd.DataFrame({"mu": [2.0, 5.0, 8.0], "sd": 1.5, "amplitude": 1.0, "baseline": 0.0},
+def test_basis_functions_mixed_by_weights_equal_weighted_sum(rng):
+    model = GaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=TR))
+    x = np.linspace(0, 10, N_T)
+    basis = pd.DataFrame({"mu": [2.0, 5.0, 8.0], "sd": 1.5, "amplitude": 1.0, "baseline": 0.1},
                          index=pd.Index(["b0", "b1", "b2"], name="basis"))
-    weights = pd.DataFrame(RNG.normal(size=(3, 2)), index=basis.index,
+    weights = pd.DataFrame(rng.normal(size=(3, 2)), index=basis.index,
                            columns=pd.Index(["left", "right"], name="roi"))
-    model = GaussianPRF()
     got = model.predict(x, basis, weights)
-    expected = model.predict(x, basis).to_numpy() @ weights.to_numpy()
-    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-5, atol=1e-5)
-    assert list(got.columns) == ["left", "right"] and got.columns.name == "roi"
+    np.testing.assert_allclose(got.to_numpy(), model.predict(x, basis).to_numpy()
+                               @ weights.to_numpy(), rtol=1e-5, atol=1e-6)
+    assert got.columns.equals(weights.columns) and got.columns.name == "roi"
 
 
-def test_labels_preserved_end_to_end():
+def test_get_rf_matches_numpy(rng):
+    model = DifferenceOfGaussiansPRF2D(GRID)
+    parameters = random_parameters(model, 3, rng, index=pd.Index(["a", "b", "c"], name="unit"))
+    p = parameters
+    expected = (gauss2d(p.x.values, p.y.values, p.sd.values) - p.srf_amplitude.values
+                * gauss2d(p.x.values, p.y.values, p.sd.values * p.srf_size.values)
+                ) * p.amplitude.values
+    rf = model.get_rf(parameters)
+    np.testing.assert_allclose(rf.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert rf.index.equals(GRID.index) and rf.columns.equals(parameters.index)
+
+
+def test_gaussian_2d_closed_form_jacobian_equals_autodiff(rng):
+    model = GaussianPRF2D(GRID)
+    parameters = tf.constant(random_parameters(model, 3, rng).to_numpy(np.float32))
+    field, derivatives = model._rf_jacobian(parameters)
+    np.testing.assert_allclose(field.numpy(), model._rf(parameters).numpy(), rtol=1e-6)
+    with tf.GradientTape() as tape:
+        tape.watch(parameters)
+        weighted = tf.reduce_sum(model._rf(parameters), axis=1)
+    autodiff = [tape.jacobian(weighted, parameters).numpy()]
+    for column, derivative in enumerate(derivatives):
+        # d rf[p, u] / d parameters[u, column] summed over units = per-pixel column of the tape
+        expected = autodiff[0][:, :, column]  # (n_pixels, n_units)
+        got = np.zeros_like(expected) if derivative is None else derivative.numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_3d_image_paradigm_is_flattened_row_major(rng):
+    images = rng.random((6, 5, 5))
+    model = GaussianPRF2D(GRID)
+    parameters = random_parameters(model, 2, rng)
+    np.testing.assert_allclose(model.predict(images, parameters).to_numpy(),
+                               model.predict(images.reshape(6, 25), parameters).to_numpy())
+    # Pixel (row 0, column 4) is the top-right corner of the grid.
+    assert tuple(GRID.iloc[4]) == (2.0, 2.0)
+
+
+def test_custom_and_derivative_hrfs_in_a_model(rng):
+    x = rng.uniform(0, 6, N_T)
+    parameters = pd.DataFrame({"mu": [2.0, 4.0], "sd": 1.0, "amplitude": 1.0,
+                               "baseline": [0.0, 1.0]})
+    kernel = np.array([0.0, 0.6, 0.3, 0.1])
+    neural = GaussianPRF().predict(x, parameters.assign(baseline=0.0)).to_numpy()
+    got = GaussianPRFWithHRF(hrf_model=CustomHRFModel(kernel)).predict(x, parameters)
+    np.testing.assert_allclose(got.to_numpy(), convolve_columns(neural, np.tile(kernel[:, None], 2))
+                               + [0.0, 1.0], rtol=1e-5, atol=1e-6)
+    derivative = SPMHRFDerivativeModel(tr=TR, unique_hrfs=True)
+    model = GaussianPRFWithHRF(hrf_model=derivative)
+    assert model.get_parameter_labels() == ["mu", "sd", "amplitude", "baseline", "hrf_delta"]
+    got = model.predict(x, parameters.assign(hrf_delta=[0.0, 0.8]))
+    kernels = np.column_stack([SPMHRFDerivativeModel(tr=TR, delta=d).get_hrf() for d in (0, 0.8)])
+    np.testing.assert_allclose(got.to_numpy(), convolve_columns(neural, kernels) + [0.0, 1.0],
+                               rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- labels
+def test_labels_preserved_end_to_end(rng):
     time = pd.Index(np.arange(100, 100 + N_T), name="frame")
-    paradigm = pd.DataFrame({"numerosity": RNG.uniform(1, 8, N_T)}, index=time)
+    paradigm = pd.DataFrame({"numerosity": rng.uniform(1, 8, N_T)}, index=time)
     voxels = pd.Index(["V1_0001", "V1_0002", "V2_0001"], name="source")
-    parameters = pd.DataFrame({"mu": [2.0, 4.0, 6.0], "sd": 1.0, "amplitude": 1.0,
-                               "baseline": 0.0}, index=voxels)
-    model = GaussianPRF(paradigm=paradigm, parameters=parameters)
-    prediction = model.predict()
-    assert prediction.index.equals(time) and prediction.columns.equals(voxels)
-    simulated = model.simulate(noise=0.1, n_repeats=3, seed=1)
+    parameters = pd.DataFrame({"baseline": 0.0, "amplitude": 1.0, "mu": [2.0, 4.0, 6.0],
+                               "sd": 1.0}, index=voxels)  # columns in another order
+    parameters.columns.name = "parameter"
+    model = GaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=TR))
+    prediction = model.predict(paradigm, parameters)
+    assert prediction.index.equals(time) and prediction.index.name == "frame"
+    assert prediction.columns.equals(voxels) and prediction.columns.name == "source"
+    simulated = model.simulate(paradigm, parameters, noise=0.1, n_repeats=3, seed=1)
+    assert isinstance(simulated.index, pd.MultiIndex)
     assert simulated.index.names == ["repeat", "frame"]
-    assert len(simulated) == 3 * N_T and simulated.columns.equals(voxels)
-    again = model.simulate(noise=0.1, n_repeats=3, seed=1)
-    pd.testing.assert_frame_equal(simulated, again)
-    # Stored-argument fallbacks: parameters from the constructor, paradigm given here.
-    assert model.predict(paradigm=paradigm.iloc[:5]).shape == (5, 3)
+    assert simulated.index.get_level_values("repeat").unique().tolist() == [0, 1, 2]
+    assert simulated.columns.equals(voxels) and len(simulated) == 3 * N_T
+    for repeat in range(3):
+        block = simulated.xs(repeat, level="repeat")
+        assert block.index.equals(time)
+        assert 0.05 < (block - prediction).to_numpy().std() < 0.15
+    pd.testing.assert_frame_equal(
+        simulated, model.simulate(paradigm, parameters, noise=0.1, n_repeats=3, seed=1))
+    other = model.simulate(paradigm, parameters, noise=0.1, n_repeats=3, seed=2)
+    assert not np.allclose(other.to_numpy(), simulated.to_numpy())
+    # The caller's frames are never modified.
+    assert list(parameters.columns) == ["baseline", "amplitude", "mu", "sd"]
 
 
-def test_simulate_noise_distributions():
-    paradigm = np.zeros((4000, 1))
-    parameters = pd.DataFrame({"mu": [0.0], "sd": [1.0], "amplitude": [0.0], "baseline": [0.0]})
+def test_2d_labels_and_linear_model_labels(rng):
+    time = pd.Index([f"t{i:02d}" for i in range(8)], name="frame")
+    images = pd.DataFrame((rng.random((8, 25)) > 0.5).astype(float), index=time)
+    voxels = pd.Index(["lh.1", "rh.7"], name="unit")
+    parameters = random_parameters(GaussianPRF2D(GRID), 2, rng, index=voxels)
+    got = GaussianPRF2D(GRID).predict(images, parameters)
+    assert got.index.equals(time) and got.columns.equals(voxels)
+    features = pd.DataFrame(rng.normal(size=(8, 2)), index=time, columns=["faces", "houses"])
+    weights = pd.DataFrame(rng.normal(size=(2, 2)), index=features.columns, columns=voxels)
+    got = LinearModel().predict(features, weights=weights)
+    assert got.index.equals(time) and got.columns.equals(voxels)
+
+
+def test_array_inputs_get_default_labels(rng):
+    got = GaussianPRF().predict(rng.uniform(0, 5, 6), [[1.0, 1.0, 1.0, 0.0], [2.0, 1, 1, 0]])
+    assert got.index.equals(pd.RangeIndex(6, name="time"))
+    assert got.columns.equals(pd.RangeIndex(2, name="voxel"))
+
+
+# ---------------------------------------------------------------------------- simulate
+def test_simulate_student_t_noise_has_heavier_tails():
+    paradigm = np.zeros((20000, 1))
+    parameters = pd.DataFrame({"mu": [0.0], "sd": [1.0], "amplitude": [0.0], "baseline": [3.0]})
     model = GaussianPRF()
     gaussian = model.simulate(paradigm, parameters, noise=2.0, seed=0).iloc[:, 0]
-    student = model.simulate(paradigm, parameters, noise=2.0, dof=4, seed=0).iloc[:, 0]
-    assert abs(gaussian.std() - 2.0) < 0.1
-    assert stats.kurtosis(student) > stats.kurtosis(gaussian) + 1
-    per_voxel = model.simulate(paradigm, pd.concat([parameters] * 2, ignore_index=True),
-                               noise=[0.5, 5.0], seed=0)
-    assert per_voxel.std().iloc[1] > 5 * per_voxel.std().iloc[0]
+    student = model.simulate(paradigm, parameters, noise=2.0, dof=5, seed=0).iloc[:, 0]
+    assert abs(gaussian.mean() - 3.0) < 0.05 and abs(gaussian.std() - 2.0) < 0.05
+    assert abs(stats.kurtosis(gaussian)) < 0.2
+    assert stats.kurtosis(student) > 2.0  # excess kurtosis of t(5) is 6
+    # noise is the scale of a standard Student-t draw
+    expected = 3.0 + 2.0 * np.random.default_rng(0).standard_t(5, (20000, 1))[:, 0]
+    np.testing.assert_allclose(student.to_numpy(), expected, rtol=1e-6)
 
 
-def test_transforms_round_trip():
-    unique = SPMHRFModel(tr=TR, unique_hrfs=True)
-    for model in (GaussianPRF(), VonMisesPRF(), LogGaussianPRF(),
-                  DivisiveNormalizationGaussianPRF2D(GRID),
-                  GaussianPRF2DWithHRF(GRID, hrf_model=unique)):
-        labels = model.get_parameter_labels()
-        natural = pd.DataFrame({label: RNG.uniform(1.2, 2.5, 4) for label in labels})
-        if "hrf_delay" in labels:
-            natural["hrf_delay"] = RNG.uniform(4, 6, 4)
-            natural["hrf_dispersion"] = RNG.uniform(0.5, 1.5, 4)
-        unbounded = model.transform_parameters_backward(natural)
-        back = model.transform_parameters_forward(unbounded)
-        np.testing.assert_allclose(back.to_numpy(), natural.to_numpy(), rtol=1e-6)
-        forward = model.transform_parameters_forward(pd.DataFrame(
-            RNG.normal(0, 3, (4, len(labels))), columns=labels))
-        if "sd" in labels:
-            assert (forward["sd"] > 0).all()
-        if "hrf_delay" in labels:
-            assert forward["hrf_delay"].between(3.0, 7.0).all()
+def test_simulate_noise_per_voxel_array_and_series():
+    paradigm = np.zeros((3000, 1))
+    parameters = pd.DataFrame({"mu": 0.0, "sd": 1.0, "amplitude": 0.0, "baseline": [0.0, 0.0]},
+                              index=pd.Index(["a", "b"], name="voxel"))
+    model = GaussianPRF()
+    by_array = model.simulate(paradigm, parameters, noise=[0.5, 5.0], seed=0).std()
+    np.testing.assert_allclose(by_array.to_numpy(), [0.5, 5.0], rtol=0.05)
+    by_label = model.simulate(paradigm, parameters, noise=pd.Series({"b": 0.5, "a": 5.0}),
+                              seed=0).std()
+    np.testing.assert_allclose(by_label[["a", "b"]].to_numpy(), [5.0, 0.5], rtol=0.05)
 
 
-def test_registry():
-    names = list_models()
-    expected = ["linear", "linear_baseline", "linear_baseline_hrf", "gaussian_prf",
-                "gaussian_prf_hrf", "von_mises_prf", "log_gaussian_prf", "log_gaussian_prf_hrf",
-                "gaussian_prf_2d", "gaussian_prf_2d_hrf", "dog_prf_2d", "dog_prf_2d_hrf",
-                "dn_prf_2d", "dn_prf_2d_hrf"]
-    assert set(expected) <= set(names)
-    model = get_model("gaussian_prf_2d_hrf", grid_coordinates=GRID,
-                      hrf_model=SPMHRFModel(tr=TR))
-    assert isinstance(model, GaussianPRF2DWithHRF) and isinstance(model, EncodingModel)
-    with pytest.raises(ValueError, match="unknown model 'gausian_prf'.*gaussian_prf_2d"):
-        get_model("gausian_prf")
-    with pytest.raises(TypeError, match="hrf"):
-        get_model("gaussian_prf", hrf=SPMHRFModel(tr=TR))
+@pytest.mark.parametrize("kwargs, match", [
+    ({"noise": [1.0, 2.0, 3.0]}, "noise has 3 values but there are 2 voxels"),
+    ({"noise": -1.0}, "noise must be finite and >= 0"),
+    ({"noise": np.inf}, "noise must be finite and >= 0"),
+    ({"noise": pd.Series({"a": 1.0})}, "noise has no value for voxels 'b'"),
+    ({"dof": 0.0}, "dof must be > 0"),
+    ({"n_repeats": 0}, "n_repeats must be >= 1"),
+])
+def test_simulate_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianPRF().simulate([[1.0], [2.0]], PARS, **kwargs)
+
+
+# ---------------------------------------------------------------------------- fallbacks
+def test_stored_arguments_are_used_when_methods_get_none(rng):
+    x = rng.uniform(0, 8, N_T)
+    basis = pd.DataFrame({"mu": [2.0, 5.0], "sd": 1.0, "amplitude": 1.0, "baseline": 0.0})
+    weights = rng.normal(size=(2, 3))
+    explicit = GaussianPRF().predict(x, basis, weights)
+    model = GaussianPRF(paradigm=x, parameters=basis, weights=weights)
+    pd.testing.assert_frame_equal(model.predict(), explicit)
+    pd.testing.assert_frame_equal(model.predict(paradigm=x[:5]), explicit.iloc[:5])
+    pd.testing.assert_frame_equal(
+        model.predict(parameters=basis.assign(mu=[3.0, 4.0])),
+        GaussianPRF().predict(x, basis.assign(mu=[3.0, 4.0]), weights))
+    pd.testing.assert_frame_equal(model.simulate(noise=0.0), explicit, check_dtype=False)
+    pd.testing.assert_frame_equal(model.simulate(noise=0.5, seed=3),
+                                  GaussianPRF().simulate(x, basis, weights, noise=0.5, seed=3))
+
+    features = rng.normal(size=(N_T, 2))
+    baseline = pd.DataFrame({"baseline": [1.0, -1.0, 0.5]})
+    lin_weights = rng.normal(size=(2, 3))
+    model = LinearModelWithBaselineHRF(paradigm=features, parameters=baseline,
+                                       weights=lin_weights, hrf_model=SPMHRFModel(tr=TR))
+    pd.testing.assert_frame_equal(
+        model.predict(), LinearModelWithBaselineHRF(hrf_model=SPMHRFModel(tr=TR)).predict(
+            features, baseline, lin_weights))
+    grid_model = GaussianPRF2D(GRID, paradigm=np.eye(25), parameters=random_parameters(
+        GaussianPRF2D(GRID), 2, rng))
+    assert grid_model.predict().shape == (25, 2)
+
+
+def test_baselines_of_a_single_label_model_as_a_1d_array(rng):
+    features = rng.normal(size=(10, 2))
+    weights = rng.normal(size=(2, 3))
+    model = LinearModelWithBaseline()
+    got = model.predict(features, np.array([1.0, 2.0, 3.0]), weights)
+    np.testing.assert_allclose(got.to_numpy(), features @ weights + [1.0, 2.0, 3.0], rtol=1e-5,
+                               atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- transforms
+TRANSFORM_MODELS = [
+    lambda: LinearModelWithBaseline(), lambda: GaussianPRF(), lambda: VonMisesPRF(),
+    lambda: LogGaussianPRF(), lambda: GaussianPRF2D(GRID), lambda: DifferenceOfGaussiansPRF2D(GRID),
+    lambda: DivisiveNormalizationGaussianPRF2D(GRID),
+    lambda: GaussianPRF2DWithHRF(GRID, hrf_model=SPMHRFModel(tr=TR, unique_hrfs=True)),
+    lambda: DivisiveNormalizationGaussianPRF2DWithHRF(
+        GRID, hrf_model=SPMHRFModel(tr=TR, unique_hrfs=True)),
+    lambda: LogGaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=TR, unique_hrfs=True)),
+    lambda: LinearModelWithBaselineHRF(hrf_model=SPMHRFModel(tr=TR, unique_hrfs=True)),
+    lambda: GaussianPRFWithHRF(hrf_model=SPMHRFDerivativeModel(tr=TR, unique_hrfs=True)),
+]
+EXPECTED_BOUNDS = {"sd": (0, np.inf), "kappa": (0, np.inf), "srf_amplitude": (0, np.inf),
+                   "srf_size": (1, np.inf), "neural_baseline": (0, np.inf),
+                   "surround_baseline": (0, np.inf), "hrf_delay": (3, 7),
+                   "hrf_dispersion": (0.3, 2)}
+
+
+@pytest.mark.parametrize("make", TRANSFORM_MODELS)
+def test_transforms_round_trip(make, rng):
+    model = make()
+    labels = model.get_parameter_labels()
+    natural = random_parameters(model, 6, rng, index=pd.Index(list("abcdef"), name="voxel"))
+    unbounded = model.transform_parameters_backward(natural)
+    assert unbounded.index.equals(natural.index) and list(unbounded.columns) == labels
+    assert np.isfinite(unbounded.to_numpy()).all()
+    back = model.transform_parameters_forward(unbounded)
+    np.testing.assert_allclose(back.to_numpy(), natural.to_numpy(), rtol=1e-9, atol=1e-12)
+    # Any unbounded value maps into the parameter's range.
+    raw = rng.normal(0, 5, (50, len(labels)))
+    forward = model.transform_parameters_forward(raw)  # arrays: columns in label order
+    for label, (low, high) in EXPECTED_BOUNDS.items():
+        if label in labels:
+            assert ((forward[label] > low) & (forward[label] < high)).all(), label
+    for label in ("x", "y", "baseline", "mu", "hrf_delta"):
+        if label in labels and not (label == "mu" and isinstance(model, LogGaussianPRF)):
+            np.testing.assert_array_equal(forward[label], raw[:, labels.index(label)])
+    # The tensor version used by the fitters agrees with the numpy one.
+    tensor = model._transform_forward(tf.constant(raw, tf.float32)).numpy()
+    np.testing.assert_allclose(tensor, forward.to_numpy(), rtol=1e-5, atol=1e-5)
+    # Columns are matched by name.
+    shuffled = unbounded[labels[::-1]]
+    pd.testing.assert_frame_equal(model.transform_parameters_forward(shuffled), back)
+
+
+def test_transforms_are_stable_for_extreme_values():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for transform in (Softplus(), Softplus(1.0), Bounded(3.0, 7.0)):
+            natural = transform.forward_numpy([-1000.0, -30.0, 0.0, 30.0, 1000.0])
+            assert np.isfinite(natural).all() and np.all(np.diff(natural) >= 0)
+            assert (natural >= transform.lower).all() and (natural <= transform.upper).all()
+            tensor = transform.forward(tf.constant([-1000.0, 0.0, 1000.0])).numpy()
+            np.testing.assert_allclose(tensor, natural[[0, 2, 4]], rtol=1e-6)
+            inside = transform.clip_numpy(natural)
+            assert not transform.invalid(inside).any()
+            np.testing.assert_allclose(transform.forward_numpy(transform.backward_numpy(inside)),
+                                       inside, rtol=1e-9)
+
+
+def test_transform_errors_name_the_offender():
+    model = GaussianPRF()
+    with pytest.raises(ValueError, match="missing 'sd'"):
+        model.transform_parameters_forward(pd.DataFrame({"mu": [0.0], "amplitude": 1.0,
+                                                         "baseline": 0.0}))
+    with pytest.raises(ValueError, match="'sd' must be > 0.*'b'"):
+        model.transform_parameters_backward(PARS.assign(sd=[1.0, 0.0]))
+
+
+# ---------------------------------------------------------------------------- bad input
+PARS = pd.DataFrame({"mu": [1.0, 2.0], "sd": [1.0, 1.0], "amplitude": [1.0, 1.0],
+                     "baseline": [0.0, 0.0]}, index=pd.Index(["a", "b"], name="voxel"))
+TIMED = pd.Index([5, 9, 17, 21], name="time")
+
+
+def nan_paradigm():
+    return pd.DataFrame({"x": [1.0, 2.0, np.nan, 3.0]}, index=TIMED)
+
+
+def unique_2d():
+    return GaussianPRF2DWithHRF(GRID, hrf_model=SPMHRFModel(tr=1.0, unique_hrfs=True))
+
+
+def pars_2d(**extra):
+    return pd.DataFrame({"x": [0.0], "y": 0.0, "sd": 1.0, "baseline": 0.0, "amplitude": 1.0,
+                         **extra}, index=pd.Index(["v7"], name="voxel"))
+
+
+BAD_INPUT = [
+    (lambda: GaussianPRF().predict(nan_paradigm(), PARS), ValueError,
+     r"paradigm: column 'x' has 1 non-finite value \(first at time 17\)"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS.assign(mu=[1.0, np.inf])), ValueError,
+     r"parameters: column 'mu' has 1 non-finite value \(first at voxel 'b'\)"),
+    (lambda: GaussianPRF(data=pd.DataFrame({"V1_0042": [1.0, 2.0, np.nan, np.inf]}, index=TIMED)),
+     ValueError, r"data: column 'V1_0042' has 2 non-finite values \(first at time 17\)"),
+    (lambda: GaussianPRF(paradigm=np.ones((5, 1)), data=np.ones((6, 2))), ValueError,
+     "data has 6 time points but paradigm has 5"),
+    (lambda: GaussianPRF(paradigm=pd.DataFrame({"x": [1.0, 2.0]}, index=pd.Index([0, 1],
+                                                                                    name="t")),
+                         data=pd.DataFrame({"v": [1.0, 2.0]}, index=pd.Index([0, 2], name="t"))),
+     ValueError, "different time indices: at position 1 data has 2 but paradigm has 1"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS.drop(columns="sd")), ValueError,
+     r"parameters columns do not match .*missing 'sd'"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS.assign(width=1.0)), ValueError,
+     "unexpected 'width'"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS.drop(columns="sd").assign(width=1.0)),
+     ValueError, "missing 'sd'; unexpected 'width'"),
+    (lambda: GaussianPRF().predict([[1.0]], np.ones((2, 3))), ValueError,
+     "one column per parameter label"),
+    (lambda: GaussianPRF().predict(np.ones((3, 2)), PARS), ValueError,
+     "paradigm has 2 columns but this stimulus space has 1 dimension"),
+    (lambda: GaussianPRF2D(GRID).predict(np.ones((3, 24)), pars_2d()), ValueError,
+     "paradigm has 24 pixels per image but grid_coordinates has 25 pixels"),
+    (lambda: GaussianPRF2D(GRID).predict(np.ones((3, 4, 4)), pars_2d()), ValueError,
+     "16 pixels .* 25 pixels"),
+    (lambda: GaussianPRF2D(GRID).predict(pd.DataFrame(np.ones((3, 26))), pars_2d()), ValueError,
+     "26 pixel columns but grid_coordinates has 25"),
+    (lambda: GaussianPRF2D(None), ValueError, "need grid_coordinates"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS.assign(sd=[1.0, -0.5])), ValueError,
+     r"parameter 'sd' must be > 0, but 1 voxel \('b'\) have values such as -0.5"),
+    (lambda: GaussianPRF2D(GRID).predict(np.ones((2, 25)), pars_2d(sd=-1.0)), ValueError,
+     r"'sd' must be > 0.*\('v7'\)"),
+    (lambda: VonMisesPRF().predict([[1.0]], PARS.rename(columns={"sd": "kappa"})
+                                   .assign(kappa=[-1.0, 1.0])), ValueError,
+     r"'kappa' must be > 0.*\('a'\)"),
+    (lambda: DifferenceOfGaussiansPRF2D(GRID).predict(
+        np.ones((2, 25)), pars_2d(srf_amplitude=0.5, srf_size=0.8)), ValueError,
+     "'srf_size' must be > 1"),
+    (lambda: unique_2d().predict(np.ones((3, 25)), pars_2d(hrf_delay=9.0, hrf_dispersion=1.0)),
+     ValueError, r"'hrf_delay' must be within \(3, 7\).*'v7'.*9"),
+    (lambda: unique_2d().predict(np.ones((3, 25)), pars_2d(hrf_delay=5.0, hrf_dispersion=0.1)),
+     ValueError, r"'hrf_dispersion' must be within \(0.3, 2\)"),
+    (lambda: unique_2d().predict(np.ones((3, 25)), pars_2d()), ValueError,
+     "missing 'hrf_delay', 'hrf_dispersion'"),
+    (lambda: LogGaussianPRF().predict(pd.DataFrame({"x": [1.0, 2.0, 0.0, -1.0]}, index=TIMED),
+                                      PARS), ValueError,
+     r"paradigm must be > 0 for log-Gaussian tuning; 2 time points are not \(first at time 17\)"),
+    (lambda: LogGaussianPRF().predict([[1.0]], PARS.assign(mu=[0.0, 1.0])), ValueError,
+     r"'mu' must be > 0.*\('a'\)"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS, np.ones((3, 2))), ValueError,
+     "weights have 3 rows but there are 2 basis functions"),
+    (lambda: GaussianPRF().predict([[1.0]], PARS, [[1.0], [np.nan]]), ValueError,
+     "weights: column 0 has 1 non-finite value"),
+    (lambda: LinearModel().predict(np.ones((4, 2))), ValueError, "needs weights"),
+    (lambda: LinearModel().predict(np.ones((4, 2)), weights=np.ones((3, 1))), ValueError,
+     "weights have 3 rows but the paradigm has 2 columns"),
+    (lambda: LinearModelWithBaseline().predict(np.ones((4, 2)), [[0.0]] * 3, np.ones((2, 2))),
+     ValueError, "parameters have 3 rows but weights have 2 voxel columns"),
+    (lambda: GaussianPRF().predict(parameters=PARS), ValueError, "no paradigm given"),
+    (lambda: GaussianPRF().predict([[1.0]]), ValueError, "no parameters given"),
+    (lambda: GaussianPRFWithHRF(hrf_model="spm"), TypeError, "hrf_model must be an HRFModel"),
+    (lambda: GaussianPRF().predict(pd.DataFrame({"x": ["a", "b"]}), PARS), TypeError,
+     "paradigm must be numeric"),
+]
+
+
+@pytest.mark.parametrize("make, error, match", BAD_INPUT)
+def test_bad_input_raises_naming_the_offender(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
 
 
 def test_missing_hrf_model_warns():
     with pytest.warns(UserWarning, match="no hrf_model given"):
-        GaussianPRFWithHRF()
+        model = GaussianPRFWithHRF()
+    assert model.hrf_model.tr == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=2.0))
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda m: m.predict(np.array([[1.0], [np.nan]]), PARS), ValueError,
-     "paradigm: column .* 1 non-finite"),
-    (lambda m: m.predict([[1.0]], PARS.assign(sd=-1.0)), ValueError, "'sd' must be > 0.*'a'"),
-    (lambda m: m.predict([[1.0]], PARS.drop(columns="sd")), ValueError, "missing 'sd'"),
-    (lambda m: m.predict([[1.0]], PARS.assign(width=1.0)), ValueError, "unexpected 'width'"),
-    (lambda m: m.predict([[1.0]], PARS.assign(mu=np.inf)), ValueError, "non-finite"),
-    (lambda m: GaussianPRF(paradigm=np.ones((5, 1)), data=np.ones((6, 2))), ValueError,
-     "paradigm has 5"),
-    (lambda m: GaussianPRF(paradigm=pd.DataFrame({"x": [1.0, 2.0]}, index=[0, 1]),
-                           data=pd.DataFrame({"v": [1.0, 2.0]}, index=[0, 2])), ValueError,
-     "different time indices"),
-    (lambda m: GaussianPRF(data=np.array([[1.0, np.inf]])), ValueError, "column 1"),
-    (lambda m: GaussianPRF2D(GRID).predict(np.ones((3, 35)), random_2d(1)), ValueError,
-     "35 pixels.*36"),
-    (lambda m: GaussianPRF2D(None), ValueError, "grid_coordinates"),
-    (lambda m: LogGaussianPRF().predict([[0.0]], PARS), ValueError, "> 0"),
-    (lambda m: GaussianPRF2DWithHRF(GRID, hrf_model=SPMHRFModel(tr=1.0, unique_hrfs=True))
-     .predict(np.ones((3, 36)), random_2d(1).assign(hrf_delay=9.0, hrf_dispersion=1.0)),
-     ValueError, "hrf_delay.*within"),
-    (lambda m: m.predict([[1.0], [2.0], [3.0]], PARS).pipe(lambda _: m.simulate(
-        [[1.0]], PARS, noise=[1.0, 2.0, 3.0])), ValueError, "noise has 3 values"),
+@pytest.mark.parametrize("make", [
+    lambda: GaussianPRF(hrf_model=SPMHRFModel(tr=1.0)),
+    lambda: GaussianPRFWithHRF(hrf=SPMHRFModel(tr=1.0)),
+    lambda: GaussianPRF2DWithHRF(GRID, hrf=SPMHRFModel(tr=1.0)),
+    lambda: LinearModelWithBaselineHRF(hrf=SPMHRFModel(tr=1.0)),
 ])
-def test_bad_input(make, error, match):
-    with pytest.raises(error, match=match):
-        make(GaussianPRF())
-
-
-PARS = pd.DataFrame({"mu": [1.0, 2.0], "sd": [1.0, 1.0], "amplitude": [1.0, 1.0],
-                     "baseline": [0.0, 0.0]}, index=pd.Index(["a", "b"], name="voxel"))
+def test_unknown_constructor_keyword_is_a_type_error(make):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hrf"):
+        make()

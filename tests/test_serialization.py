@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import warnings
 
 import numpy as np
@@ -224,6 +225,44 @@ def test_tampered_directory_raises_and_runs_nothing(tmp_path):
     assert not sentinel.exists()
     with pytest.raises(FileNotFoundError, match="no model.json"):
         load_model(tmp_path / "nowhere")
+
+
+def test_large_blocks_go_to_npz_and_reload_exactly(tmp_path):
+    model, paradigm = _example("linear_baseline_hrf")
+    folder = save_model(model, tmp_path / "npz", npz_threshold=4)
+    assert (folder / "weights.npz").is_file() and (folder / "omega.tsv").is_file()
+    assert not (folder / "weights.tsv").exists()
+    document = json.loads((folder / "model.json").read_text())
+    assert document["weights"]["file"] == "weights.npz"
+    _assert_same(model, load_model(folder), paradigm)
+
+
+class _Payload:
+    """Unpickling this object would create the sentinel file."""
+
+    def __init__(self, sentinel):
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.sentinel}",))
+
+
+def test_tampered_npz_raises_and_runs_nothing(tmp_path):
+    sentinel = tmp_path / "sentinel"
+    model, _ = _example("linear_baseline_hrf")
+    folder = save_model(model, tmp_path / "saved", npz_threshold=0)
+    payload = np.empty((3, 2), dtype=object)
+    payload[0, 0] = _Payload(sentinel)
+    np.savez(folder / "weights.npz", values=payload, allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_model(folder)
+    np.savez(folder / "weights.npz", values=np.zeros((3, 2)), extra=np.zeros(1))
+    with pytest.raises(ValueError, match="one array named 'values'"):
+        load_model(folder)
+    (folder / "weights.npz").write_text("PK not a zip")
+    with pytest.raises(ValueError, match="weights.npz"):
+        load_model(folder)
+    assert not sentinel.exists()
 
 
 # ---------------------------------------------------------------------- io

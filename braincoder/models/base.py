@@ -111,16 +111,22 @@ class EncodingModel(DecodingMixin, SerializationMixin):
 
         Parameters
         ----------
-        parameters : DataFrame, shape (n_units, n_parameters)
-            Unbounded values, columns :meth:`get_parameter_labels`.
+        parameters : DataFrame or array-like, shape (n_units, n_parameters)
+            Unbounded values; a DataFrame's columns are matched to
+            :meth:`get_parameter_labels` by name (any order), an array's are in label order.
 
         Returns
         -------
         DataFrame
-            Natural values with the same labels.
+            Natural values (float64), columns in label order.
+
+        Raises
+        ------
+        ValueError
+            If labels are missing or extra, or values are NaN or infinite.
         """
-        frame = to_frame(parameters, "parameters", index_name=VOXEL)
-        out = frame.copy()
+        frame = format_parameters(parameters, self.get_parameter_labels(), "parameters")
+        out = frame.astype(np.float64)
         for label, transform in self.get_parameter_transforms().items():
             out[label] = transform.forward_numpy(frame[label].to_numpy())
         return out
@@ -130,16 +136,23 @@ class EncodingModel(DecodingMixin, SerializationMixin):
 
         Parameters
         ----------
-        parameters : DataFrame, shape (n_units, n_parameters)
-            Natural values, columns :meth:`get_parameter_labels`.
+        parameters : DataFrame or array-like, shape (n_units, n_parameters)
+            Natural values; a DataFrame's columns are matched to
+            :meth:`get_parameter_labels` by name (any order), an array's are in label order.
 
         Returns
         -------
         DataFrame
-            Unbounded values with the same labels.
+            Unbounded values (float64), columns in label order.
+
+        Raises
+        ------
+        ValueError
+            If labels are missing or extra, or a value lies outside its transform's range
+            (e.g. ``sd <= 0``); the message names the parameter and the voxels.
         """
         frame = self._format_parameters(parameters)
-        out = frame.copy()
+        out = frame.astype(np.float64)
         for label, transform in self.get_parameter_transforms().items():
             out[label] = transform.backward_numpy(frame[label].to_numpy())
         return out
@@ -314,7 +327,9 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         Returns the time × basis design (numpy) and an optional per-voxel offset to subtract
         from the data (None here).
         """
-        return self.predict(paradigm, parameters).to_numpy(np.float64), None
+        # The basis predictions themselves: never mix them with weights stored on the model.
+        design = self._predict(paradigm.to_numpy(np.float32), self._parameter_array(parameters))
+        return np.asarray(design, dtype=np.float64), None
 
     def _weight_index(self, paradigm, parameters):
         """Row labels of fitted weights: one per basis function (parameter row)."""
@@ -335,8 +350,9 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         ----------
         paradigm, parameters, weights : optional
             As in :meth:`predict`.
-        noise : float or array-like, shape (n_voxels,), default 1.0
-            Standard deviation of the noise (per voxel if an array or Series).
+        noise : float, array-like of shape (n_voxels,) or Series, default 1.0
+            Standard deviation of the noise; per voxel if an array (in voxel order) or a
+            Series (matched to the voxels by label).
         dof : float, optional
             Degrees of freedom of Student-t noise (scaled so ``noise`` is its scale);
             Gaussian when None.
@@ -350,15 +366,28 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         -------
         DataFrame
             Simulated data, time × voxel (or (repeat, time) × voxel).
+
+        Raises
+        ------
+        ValueError
+            For negative or non-finite noise, a noise array of the wrong length, a noise
+            Series lacking voxels, ``dof <= 0`` or ``n_repeats < 1``.
         """
         prediction = self.predict(paradigm, parameters, weights)
+        if isinstance(noise, pd.Series):
+            missing = [voxel for voxel in prediction.columns if voxel not in noise.index]
+            if missing:
+                raise ValueError(f"noise has no value for voxels {format_labels(missing)}")
+            noise = noise.reindex(prediction.columns)
         noise = np.asarray(noise, dtype=np.float64)
-        if noise.ndim == 1 and noise.shape[0] != prediction.shape[1]:
+        if noise.ndim > 1 or (noise.ndim == 1 and noise.shape[0] != prediction.shape[1]):
             raise ValueError(
-                f"noise has {noise.shape[0]} values but there are {prediction.shape[1]} voxels"
+                f"noise has {noise.size} values but there are {prediction.shape[1]} voxels"
             )
         if (noise < 0).any() or not np.isfinite(noise).all():
             raise ValueError("noise must be finite and >= 0")
+        if dof is not None and not dof > 0:
+            raise ValueError(f"dof must be > 0, got {dof!r}")
         if int(n_repeats) < 1:
             raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
         rng = np.random.default_rng(seed)

@@ -64,7 +64,8 @@ class LinearModel(EncodingModel):
         return super()._get_parameters(parameters)
 
     def _weight_design(self, paradigm, parameters):
-        if getattr(getattr(self, "hrf_model", None), "unique_hrfs", False):
+        hrf_model = getattr(self, "hrf_model", None)
+        if getattr(hrf_model, "unique_hrfs", False) or np.ndim(getattr(hrf_model, "hrf", 0)) == 2:
             raise ValueError(
                 "weights cannot be fitted in closed form with per-voxel HRFs; use a shared HRF"
             )

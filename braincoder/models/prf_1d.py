@@ -51,9 +51,10 @@ class GaussianPRF(_PRF1D):
     --------
     >>> from braincoder.models import GaussianPRF
     >>> model = GaussianPRF()
-    >>> model.predict(paradigm=[0.0, 1.0], parameters=[[0.0, 1.0, 2.0, 1.0]]).round(4).iloc[:, 0].tolist()
+    >>> prediction = model.predict(paradigm=[0.0, 1.0], parameters=[[0.0, 1.0, 2.0, 1.0]])
+    >>> prediction.iloc[:, 0].astype(float).round(4).tolist()
     [3.0, 2.2131]
-    """  # noqa: E501
+    """
 
     parameter_labels = ["mu", "sd", "amplitude", "baseline"]
     parameter_transforms = {"sd": Softplus()}

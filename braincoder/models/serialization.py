@@ -15,13 +15,17 @@ Document layout (``model.to_json()``)::
      "weights": null, "omega": null}
 
 :meth:`SerializationMixin.save` writes the same document to ``model.json`` with each block's
-``values`` replaced by ``"file": "<block>.tsv"``, the values going to that TSV file.
+``values`` replaced by ``"file": "<block>.tsv"``, the values going to that TSV file (row
+labels in the first column, column labels in the header). Blocks with more than
+``npz_threshold`` values go to ``<block>.npz`` instead (one array named ``values``, read
+back with ``allow_pickle=False``); their labels stay in ``model.json`` either way.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,7 @@ _BLOCKS = ("parameters", "weights", "omega")
 _DOCUMENT_KEYS = {"format", "format_version", "spec", *_BLOCKS}
 _SPEC_ARGUMENTS = ("hrf_model", "grid_coordinates")
 _VALUE_DTYPES = ("float64", "float32")
+_NPZ_THRESHOLD = 1_000_000
 
 
 # ---------------------------------------------------------------------- value blocks
@@ -55,7 +60,7 @@ def _numeric(values, what):
     return array.astype(np.float64)
 
 
-def _encode_block(frame, name, inline):
+def _encode_block(frame, name, inline, suffix=".tsv"):
     values = np.asarray(frame.to_numpy())
     dtype = str(values.dtype) if str(values.dtype) in _VALUE_DTYPES else "float64"
     block = {
@@ -66,7 +71,7 @@ def _encode_block(frame, name, inline):
     if inline:
         block["values"] = values.astype(np.float64).tolist()
     else:
-        block["file"] = f"{name}.tsv"
+        block["file"] = f"{name}{suffix}"
     return block
 
 
@@ -88,9 +93,15 @@ def _decode_block(block, name, directory=None):
     if directory is None:
         values = _numeric(block["values"], what)
     else:
-        if block["file"] != f"{name}.tsv":
-            raise ValueError(f"{what}: file must be {name + '.tsv'!r}, got {block['file']!r}")
-        values = _read_tsv_values(Path(directory) / block["file"], index, columns)
+        allowed = (f"{name}.tsv", f"{name}.npz")
+        if block["file"] not in allowed:
+            raise ValueError(f"{what}: file must be {allowed[0]!r} or {allowed[1]!r}, got "
+                             f"{block['file']!r}")
+        path = Path(directory) / block["file"]
+        if block["file"].endswith(".npz"):
+            values = _read_npz_values(path)
+        else:
+            values = _read_tsv_values(path, index, columns)
     if values.shape != (len(index), len(columns)):
         raise ValueError(f"{what}: values have shape {values.shape} but there are "
                          f"{len(index)} row and {len(columns)} column labels")
@@ -128,6 +139,30 @@ def _read_tsv_values(path, index, columns):
         bad = next(v for v in text.ravel() if not _is_number(v))
         raise ValueError(f"{path.name}: non-numeric value {bad!r}") from None
     return values
+
+
+def _write_npz(frame, path):
+    np.savez(path, values=np.asarray(frame.to_numpy()))
+
+
+def _read_npz_values(path):
+    """Read an ``.npz`` written by :meth:`SerializationMixin.save`: one float matrix only."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing file {str(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name}: not a valid .npz file")
+    with np.load(path, allow_pickle=False) as archive:
+        if list(archive.files) != ["values"]:
+            raise ValueError(f"{path.name}: expected one array named 'values', found "
+                             f"{list(archive.files)}")
+        try:
+            values = archive["values"]
+        except (ValueError, OSError, EOFError) as error:
+            raise ValueError(f"{path.name}: cannot read 'values' ({error})") from None
+    if values.dtype.kind not in "iuf" or values.ndim != 2:
+        raise ValueError(f"{path.name}: expected a 2D numeric array, found dtype "
+                         f"{values.dtype} and shape {values.shape}")
+    return values.astype(np.float64)
 
 
 def _is_number(text):
@@ -239,13 +274,14 @@ def _omega_frame(model):
     return pd.DataFrame(omega, index=labels, columns=labels)
 
 
-def _document(model, inline, include_values=True):
+def _document(model, inline, include_values=True, npz_threshold=_NPZ_THRESHOLD):
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": _spec_of(model)}
     frames = {"parameters": model.parameters, "weights": model.weights,
               "omega": None if model.omega is None else _omega_frame(model)}
     for name in _BLOCKS:
         frame = frames[name] if include_values else None
-        document[name] = None if frame is None else _encode_block(frame, name, inline)
+        suffix = ".npz" if frame is not None and frame.size > npz_threshold else ".tsv"
+        document[name] = None if frame is None else _encode_block(frame, name, inline, suffix)
     return document, frames
 
 
@@ -337,14 +373,19 @@ class SerializationMixin:
         """
         return _check_class(cls, _model_from_document(_parse_json(text, "model JSON")))
 
-    def save(self, path):
-        """Save the model to a directory: ``model.json`` plus one TSV per value block.
+    def save(self, path, npz_threshold=_NPZ_THRESHOLD):
+        """Save the model to a directory: ``model.json`` plus one file per value block.
 
         Parameters
         ----------
         path : str or path
             Directory (created if needed). Writes ``model.json`` and, where set,
-            ``parameters.tsv``, ``weights.tsv`` and ``omega.tsv``.
+            ``parameters.tsv``, ``weights.tsv`` and ``omega.tsv``: row labels in the first
+            column, column labels in the header, values written in full precision. The
+            labels with their names and dtypes are also kept in ``model.json``.
+        npz_threshold : int, default 1000000
+            Blocks with more values than this are written as ``<block>.npz`` (one array
+            named ``values``) instead of TSV.
 
         Returns
         -------
@@ -358,10 +399,11 @@ class SerializationMixin:
         """
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        document, frames = _document(self, inline=False)
+        document, frames = _document(self, inline=False, npz_threshold=npz_threshold)
         for name in _BLOCKS:
             if document[name] is not None:
-                _write_tsv(frames[name], directory / f"{name}.tsv")
+                file = directory / document[name]["file"]
+                (_write_npz if file.suffix == ".npz" else _write_tsv)(frames[name], file)
         (directory / MODEL_FILE).write_text(json.dumps(document, indent=1, allow_nan=False))
         return directory
 
@@ -403,7 +445,7 @@ def _check_class(cls, model):
     return model
 
 
-def save_model(model, path):
+def save_model(model, path, npz_threshold=_NPZ_THRESHOLD):
     """Save an encoding model to a directory (see :meth:`SerializationMixin.save`).
 
     Parameters
@@ -412,13 +454,15 @@ def save_model(model, path):
         The model.
     path : str or path
         Directory to write.
+    npz_threshold : int, default 1000000
+        Blocks with more values than this are written as ``.npz`` instead of TSV.
 
     Returns
     -------
     Path
         The directory.
     """
-    return model.save(path)
+    return model.save(path, npz_threshold=npz_threshold)
 
 
 def load_model(path):

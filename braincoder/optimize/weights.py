@@ -61,7 +61,7 @@ class WeightFitter:
     >>> paradigm = rng.normal(size=(100, 3))
     >>> data = paradigm @ np.array([[1.0], [0.0], [-1.0]])
     >>> fitter = WeightFitter(LinearModel(), None, data, paradigm)
-    >>> fitter.fit().round(6).iloc[:, 0].tolist()
+    >>> (fitter.fit().round(6) + 0.0).iloc[:, 0].tolist()
     [1.0, 0.0, -1.0]
     """
 

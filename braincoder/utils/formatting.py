@@ -129,7 +129,8 @@ def format_parameters(parameters, labels, what="parameters", index=None):
     ----------
     parameters : array-like or DataFrame, shape (n_voxels, n_parameters)
         Parameter values. A DataFrame must have exactly the model's labels (any order).
-        An array must have one column per label, in label order.
+        An array must have one column per label, in label order; a 1D array is one row,
+        or one value per voxel when the model has a single label.
     labels : sequence of str
         The model's parameter labels.
     what : str, default "parameters"
@@ -154,6 +155,8 @@ def format_parameters(parameters, labels, what="parameters", index=None):
         array = np.asarray(parameters, dtype=float)
         if array.ndim == 1 and len(labels) == array.shape[0]:
             array = array[np.newaxis, :]
+        elif array.ndim == 1 and len(labels) == 1:
+            array = array[:, np.newaxis]
         if array.ndim != 2 or array.shape[1] != len(labels):
             raise ValueError(
                 f"{what} must have one column per parameter label {labels}, got shape "

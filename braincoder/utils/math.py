@@ -188,7 +188,8 @@ class Bounded(Transform):
 
     def forward_numpy(self, values):  # noqa: D102
         values = np.asarray(values, dtype=np.float64)
-        return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-values))
+        sigmoid = 0.5 * (1.0 + np.tanh(0.5 * values))  # no overflow for large |values|
+        return self.lower + (self.upper - self.lower) * sigmoid
 
     def backward_numpy(self, values):  # noqa: D102
         fraction = (np.asarray(values, dtype=np.float64) - self.lower) / (self.upper - self.lower)

@@ -113,8 +113,9 @@ def check_same_length(first, second, first_name, second_name):
 def check_same_index(first, second, first_name, second_name):
     """Raise if two frames do not share the same row index, naming the first difference.
 
-    Frames whose index is a default ``RangeIndex`` on one side are compared by length only:
-    arrays given without labels take the labels of the other input.
+    Frames whose index is a default ``RangeIndex(0, n)`` (unnamed or named ``time``, as for
+    arrays converted by :func:`~braincoder.utils.formatting.to_frame`) on one side are
+    compared by length only: arrays given without labels take the labels of the other input.
 
     Parameters
     ----------
@@ -145,12 +146,16 @@ def check_same_index(first, second, first_name, second_name):
 
 
 def _is_default_index(index):
-    """Return True for an unnamed ``RangeIndex(0, n)`` (what pandas gives unlabelled arrays)."""
+    """Return True for the labels of an unlabelled array: ``RangeIndex(0, n)``.
+
+    pandas gives such frames an unnamed index; :func:`~braincoder.utils.formatting.to_frame`
+    names it ``time``.
+    """
     return (
         isinstance(index, pd.RangeIndex)
         and index.start == 0
         and index.step == 1
-        and index.name is None
+        and index.name in (None, "time")
     )
 
 

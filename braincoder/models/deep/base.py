@@ -44,12 +44,12 @@ class DeepEncodingModel:
         Parameters
         ----------
         paradigm : DataFrame or array-like
-            Either an array of shape (n_samples, *paradigm_shape) or a DataFrame/2D array
+            Either an array of shape ``(n_samples, *paradigm_shape)`` or a DataFrame/2D array
             of shape (n_samples, prod(paradigm_shape)) flattened in C order.
 
         Returns
         -------
-        values : ndarray, shape (n_samples, *paradigm_shape)
+        values : ndarray, shape ``(n_samples, *paradigm_shape)``
             Input samples.
         index : Index
             Row labels (the frame's index, or a RangeIndex named ``time``).
@@ -109,7 +109,7 @@ class DeepEncodingModel:
 
         Parameters
         ----------
-        values : ndarray, shape (n_samples, *paradigm_shape)
+        values : ndarray, shape ``(n_samples, *paradigm_shape)``
             Input samples.
         batch_size : int, default 64
             Samples per forward pass.

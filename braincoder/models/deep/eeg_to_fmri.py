@@ -336,7 +336,7 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
 
         Returns
         -------
-        latent : tensor, shape (batch, *latent_shape)
+        latent : tensor, shape ``(batch, *latent_shape)``
             Latent codes.
         scores : tensor or None
             Attention scores (batch, channels, channels) with topographical attention.

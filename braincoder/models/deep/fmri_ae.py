@@ -358,7 +358,7 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
 
         Returns
         -------
-        tensor, shape (batch, *latent_shape)
+        tensor, shape ``(batch, *latent_shape)``
             Latent codes.
         """
         values = run_encoder(self.stages, ops.cast(volumes, "float32"), training)
@@ -370,7 +370,7 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
 
         Parameters
         ----------
-        latent : tensor, shape (batch, *latent_shape)
+        latent : tensor, shape ``(batch, *latent_shape)``
             Latent codes.
 
         Returns
