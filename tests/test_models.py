@@ -546,3 +546,22 @@ def test_missing_hrf_model_warns():
 def test_unknown_constructor_keyword_is_a_type_error(make):
     with pytest.raises(TypeError, match="unexpected keyword argument 'hrf"):
         make()
+
+
+def test_weights_and_baselines_are_matched_by_label():
+    x = np.linspace(0, 10, 20)[:, None]
+    basis = pd.DataFrame({"mu": [2.0, 5.0, 8.0], "sd": 1.5, "amplitude": 1.0, "baseline": 0.0},
+                         index=pd.Index(["b0", "b1", "b2"], name="basis"))
+    weights = pd.DataFrame(np.arange(6.0).reshape(3, 2), index=basis.index, columns=["v1", "v2"])
+    model = GaussianPRF()
+    expected = model.predict(x, basis, weights)
+    shuffled = model.predict(x, basis, weights.iloc[[2, 0, 1]])
+    pd.testing.assert_frame_equal(shuffled, expected)
+    with pytest.raises(ValueError, match="no weights for 'b2'"):
+        model.predict(x, basis, weights.rename(index={"b2": "other"}))
+    paradigm = np.eye(3)
+    baselines = pd.DataFrame({"baseline": [1.0, 2.0]}, index=["v1", "v2"])
+    linear = LinearModelWithBaseline()
+    expected = linear.predict(paradigm, baselines, weights.set_axis([0, 1, 2]))
+    reordered = linear.predict(paradigm, baselines.iloc[::-1], weights.set_axis([0, 1, 2]))
+    pd.testing.assert_frame_equal(reordered, expected)

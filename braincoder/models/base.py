@@ -301,6 +301,7 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         parameters = self._get_parameters(parameters)
         weights = self._get_weights(weights)
         self._check_shapes(paradigm, parameters, weights)
+        parameters, weights = self._align_labels(parameters, weights)
         prediction = self._predict(
             paradigm.to_numpy(np.float32),
             self._parameter_array(parameters),
@@ -316,6 +317,13 @@ class EncodingModel(DecodingMixin, SerializationMixin):
                 f"weights have {len(weights)} rows but there are {len(parameters)} basis "
                 "functions (parameter rows)"
             )
+
+    def _align_labels(self, parameters, weights):
+        """Match weight rows to basis functions (parameter rows) by label, not position."""
+        if weights is None or parameters is None:
+            return parameters, weights
+        return parameters, _align_by_label(weights, parameters.index, "weights rows",
+                                           "parameter rows")
 
     def _output_columns(self, parameters, weights):
         """Voxel labels of a prediction."""
@@ -497,6 +505,22 @@ class HRFConstructor(HRFEncodingModel):
             paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
             verbosity=verbosity,
         )
+
+
+def _align_by_label(frame, labels, what, reference, axis=0):
+    """Reorder ``frame`` along ``axis`` to ``labels`` when both carry labels.
+
+    Unlabelled (default ``RangeIndex``) sides are matched by position; labelled sides with
+    different label sets raise a ``ValueError`` naming the labels that do not match.
+    """
+    own = frame.index if axis == 0 else frame.columns
+    if own.equals(labels) or isinstance(own, pd.RangeIndex) or isinstance(labels, pd.RangeIndex):
+        return frame
+    missing = [label for label in labels if label not in set(own)]
+    if missing:
+        raise ValueError(f"{what} do not match the {reference}: no {what.split()[0]} for "
+                         f"{format_labels(missing)}")
+    return frame.loc[labels] if axis == 0 else frame[labels]
 
 
 def parameter_frame(values, labels, index=None):

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..stimuli import Stimulus
-from .base import EncodingModel, HRFConstructor
+from .base import EncodingModel, HRFConstructor, _align_by_label
 from .registry import register_model
 
 __all__ = ["LinearModel", "LinearModelWithBaseline", "LinearModelWithBaselineHRF"]
@@ -103,6 +103,13 @@ class LinearModelWithBaseline(LinearModel):
                 f"parameters have {len(parameters)} rows but weights have {weights.shape[1]} "
                 "voxel columns (one baseline per voxel)"
             )
+
+    def _align_labels(self, parameters, weights):
+        if parameters is None or weights is None:
+            return parameters, weights
+        parameters = _align_by_label(parameters, weights.columns, "parameter rows",
+                                     "weights' voxel columns")
+        return parameters, weights
 
     def _predict(self, paradigm, parameters, weights=None):
         paradigm = tf.convert_to_tensor(paradigm, dtype=tf.float32)
