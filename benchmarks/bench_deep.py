@@ -151,11 +151,13 @@ def main(argv=None):
         versions=dict(python=sys.version.split()[0], numpy=np.__version__,
                       tensorflow=tf.__version__, keras=keras.__version__),
         hardware=dict(machine=platform.machine(), processor=platform.processor(),
-                      cpu_count=os.cpu_count(), gpus=len(tf.config.list_physical_devices("GPU"))),
+                      cpu_count=os.cpu_count(), gpus=len(tf.config.list_physical_devices("GPU")),
+                      load_average=list(os.getloadavg())),
     )
     with open(path, "w") as handle:
         json.dump(record, handle, indent=2)
-    print(f"\nwrote {path}")
+    print(f"\nload average (1, 5, 15 min): {os.getloadavg()}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

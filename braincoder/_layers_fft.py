@@ -50,17 +50,43 @@ def _apply3d(values, mx, my, mz):
     )
 
 
+def _resample_matrix(n_in, n_out, inverse):
+    """DCT (or inverse DCT) matrix from ``n_in`` to ``n_out`` samples or coefficients.
+
+    Forward (``inverse=False``): the first ``n_out`` rows of the ``n_in``-point DCT-II,
+    zero rows beyond ``n_in`` (truncation or zero-padding of coefficients). Inverse: the
+    ``n_out``-point inverse restricted to the first ``min(n_in, n_out)`` coefficients, zero
+    columns for coefficients beyond ``n_out``.
+    """
+    matrix = np.zeros((n_out, n_in))
+    keep = min(n_in, n_out)
+    if inverse:
+        matrix[:, :keep] = dct_matrix(n_out).T[:, :keep]
+    else:
+        matrix[:keep] = dct_matrix(n_in)[:keep]
+    return matrix
+
+
 @keras.saving.register_keras_serializable(package="braincoder")
 class DCT3D(keras.layers.Layer):
-    """Orthonormal DCT-II over the three spatial axes.
+    """Orthonormal DCT-II over the three spatial axes, optionally truncating coefficients.
 
     Matches ``scipy.fft.dctn(x, type=2, norm="ortho", axes=(1, 2, 3))`` on tensors of
-    shape (batch, x, y, z) or (batch, x, y, z, channels).
+    shape (batch, x, y, z) or (batch, x, y, z, channels). With ``out_shape`` only the
+    low-frequency corner of that shape is kept (truncation; coefficients beyond the input
+    size are zero), which together with :class:`iDCT3D` gives spectral downsampling.
 
     Parameters
     ----------
+    out_shape : tuple of 3 int, optional
+        Number of coefficients kept per axis; all of them when omitted.
     **kwargs
         Keras layer arguments (``name``, ``dtype``, ...).
+
+    Raises
+    ------
+    ValueError
+        If ``out_shape`` is not three positive integers.
 
     Examples
     --------
@@ -69,17 +95,28 @@ class DCT3D(keras.layers.Layer):
     >>> x = np.random.default_rng(0).normal(size=(2, 4, 5, 6)).astype("float32")
     >>> np.allclose(iDCT3D()(DCT3D()(x)), x, atol=1e-5)
     True
+    >>> tuple(DCT3D((2, 2, 3))(x).shape)
+    (2, 2, 2, 3)
     """
 
+    def __init__(self, out_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        self.out_shape = None if out_shape is None else _check_shape(out_shape, "out_shape")
+
     def build(self, input_shape):
-        """Precompute the DCT matrices of the input's spatial sizes.
+        """Precompute the (truncated) DCT matrices of the input's spatial sizes.
 
         Parameters
         ----------
         input_shape : tuple
             (batch, x, y, z[, channels]).
         """
-        self._matrices = [dct_matrix(int(n)).astype("float32") for n in input_shape[1:4]]
+        in_shape = tuple(int(n) for n in input_shape[1:4])
+        out_shape = self.out_shape or in_shape
+        self._matrices = [
+            _resample_matrix(i, o, inverse=False).astype("float32")
+            for i, o in zip(in_shape, out_shape, strict=True)
+        ]
         self.built = True
 
     def call(self, inputs):
@@ -92,13 +129,13 @@ class DCT3D(keras.layers.Layer):
 
         Returns
         -------
-        tensor
-            Coefficients, same shape.
+        tensor, shape (batch, *out_shape[, channels])
+            Coefficients (the input shape without ``out_shape``).
         """
         return _apply3d(inputs, *self._matrices)
 
     def compute_output_shape(self, input_shape):
-        """Return the input shape (the transform keeps sizes).
+        """Return (batch, *out_shape[, channels]).
 
         Parameters
         ----------
@@ -108,33 +145,56 @@ class DCT3D(keras.layers.Layer):
         Returns
         -------
         tuple
-            Same shape.
+            Output shape.
         """
-        return tuple(input_shape)
+        out = self.out_shape or tuple(input_shape[1:4])
+        return (input_shape[0], *out, *input_shape[4:])
+
+    def get_config(self):
+        """Return the layer configuration.
+
+        Returns
+        -------
+        dict
+            ``out_shape`` plus the Keras layer arguments.
+        """
+        config = super().get_config()
+        config.update(out_shape=None if self.out_shape is None else list(self.out_shape))
+        return config
 
 
 @keras.saving.register_keras_serializable(package="braincoder")
 class iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the reference model
-    """Inverse orthonormal DCT-II over the three spatial axes, optionally upsampling.
+    """Inverse orthonormal DCT-II over the three spatial axes, optionally resampling.
 
     With ``out_shape`` larger than the coefficient grid, the low-frequency coefficients are
-    zero-padded to ``out_shape`` before inverting (spectral upsampling). With
-    ``preserve_amplitude`` the result is multiplied by ``sqrt(prod(out_shape / in_shape))`` so
-    that a constant low-resolution volume upsamples to the same constant.
+    zero-padded to ``out_shape`` before inverting (spectral upsampling, as the decoder of
+    the reference model does); with a smaller ``out_shape`` the coefficients are truncated
+    to it (spectral downsampling). With ``preserve_amplitude`` the result is multiplied by
+    ``sqrt(prod(out_shape) / prod(in_shape))`` so that a constant volume keeps its value.
 
     Parameters
     ----------
     out_shape : tuple of 3 int, optional
         Output spatial shape; the coefficient shape when omitted (exact inverse).
     preserve_amplitude : bool, default True
-        Rescale when upsampling (no effect without upsampling).
+        Rescale when resampling (no effect when the shapes agree).
     **kwargs
         Keras layer arguments.
 
     Raises
     ------
     ValueError
-        If ``out_shape`` is not three positive integers or is smaller than the input.
+        If ``out_shape`` is not three positive integers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.layers import iDCT3D
+    >>> coefs = np.zeros((1, 2, 2, 2), dtype="float32")
+    >>> coefs[0, 0, 0, 0] = np.sqrt(8.0)  # a constant 1 on a 2 x 2 x 2 grid
+    >>> np.allclose(iDCT3D((4, 4, 4))(coefs), 1.0)
+    True
     """
 
     def __init__(self, out_shape=None, preserve_amplitude=True, **kwargs):
@@ -143,32 +203,25 @@ class iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the reference m
         self.preserve_amplitude = bool(preserve_amplitude)
 
     def build(self, input_shape):
-        """Precompute the (truncated) inverse DCT matrices.
+        """Precompute the (zero-padded or truncated) inverse DCT matrices.
 
         Parameters
         ----------
         input_shape : tuple
             (batch, x, y, z[, channels]) of the coefficients.
-
-        Raises
-        ------
-        ValueError
-            If the coefficient grid is larger than ``out_shape``.
         """
         in_shape = tuple(int(n) for n in input_shape[1:4])
         out_shape = self.out_shape or in_shape
-        if any(o < i for o, i in zip(out_shape, in_shape, strict=True)):
-            raise ValueError(f"out_shape {out_shape} is smaller than the coefficients {in_shape}")
         scale = math.sqrt(np.prod(out_shape) / np.prod(in_shape)) if self.preserve_amplitude else 1
         self._matrices = [
-            np.ascontiguousarray(dct_matrix(o).T[:, :i]).astype("float32")
-            for o, i in zip(out_shape, in_shape, strict=True)
+            _resample_matrix(i, o, inverse=True).astype("float32")
+            for i, o in zip(in_shape, out_shape, strict=True)
         ]
         self._scale = float(scale)
         self.built = True
 
     def call(self, inputs):
-        """Invert (and upsample) DCT coefficients.
+        """Invert (and resample) DCT coefficients.
 
         Parameters
         ----------
@@ -177,14 +230,14 @@ class iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the reference m
 
         Returns
         -------
-        tensor, shape ``(batch, *out_shape[, channels])``
+        tensor, shape (batch, *out_shape[, channels])
             Volumes.
         """
         values = _apply3d(inputs, *self._matrices)
         return values * self._scale if self._scale != 1.0 else values
 
     def compute_output_shape(self, input_shape):
-        """Return ``(batch, *out_shape[, channels])``.
+        """Return (batch, *out_shape[, channels]).
 
         Parameters
         ----------

@@ -203,11 +203,14 @@ def test_debug_shows_the_exception(tmp_path):
               str(tmp_path), "--debug"])
 
 
-def test_module_entry_point_exit_code(tmp_path):
+def test_entry_point_exit_code(tmp_path):
+    # The installed console script (pyproject's [project.scripts]), else the module.
+    script = Path(sys.executable).with_name("braincoder")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "braincoder.cli"]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
-        [sys.executable, "-m", "braincoder.cli", "predict", "--model-spec",
-         str(tmp_path / "missing.json"), "--paradigm", "p.npy", "--out", "o.tsv"],
+        [*command, "predict", "--model-spec", str(tmp_path / "missing.json"), "--paradigm",
+         "p.npy", "--out", "o.tsv"],
         capture_output=True, text=True, env=environment, timeout=120, check=False,
     )
     assert result.returncode == 2

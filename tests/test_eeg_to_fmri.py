@@ -195,6 +195,28 @@ def test_save_load_identical_predictions(data, trained, tmp_path, flags):
         fMRI_AE.load(path)
 
 
+def test_predict_with_voxel_labels(data, trained):
+    voxels = data["sim"].bold.columns.map(lambda v: f"vox{v:03d}")
+    pred = trained["model"].predict(data["eeg"][:3], voxels=voxels)
+    assert pred.columns.equals(voxels)
+    np.testing.assert_array_equal(
+        pred.to_numpy(), trained["model"].predict(data["eeg"][:3]).to_numpy()
+    )
+    with pytest.raises(ValueError, match="one label per voxel"):
+        trained["model"].predict(data["eeg"][:3], voxels=voxels[:10])
+
+
+def test_max_pool_flag_switches_pooling_off():
+    pooled = _ae()
+    unpooled = _ae(max_pool=False)
+    assert any("pool" in layer.name for stage in pooled.stages for layer in stage)
+    assert not any("pool" in layer.name for stage in unpooled.stages for layer in stage)
+    assert unpooled.na_spec[2] is False
+    # Without pooling the flattened encoder output is 8x larger (8^3 vs 4^3 voxels).
+    assert unpooled.to_latent.kernel.shape[0] == 8 * pooled.to_latent.kernel.shape[0]
+    assert fMRI_AE.from_config(unpooled.get_config()).na_spec == unpooled.na_spec
+
+
 def test_registry_and_locally_connected_variant():
     model = get_model("eeg_to_fmri", latent_shape=LATENT, input_shape=EEG_SHAPE,
                       na_spec=EEG_SPEC, n_channels=2, local=False, fmri_args=(LATENT, VOLUME))
@@ -250,7 +272,9 @@ def test_bad_inputs(data, trained):
     eeg, volumes = data["eeg"][:10], data["volumes"][:10]
     with pytest.raises(ValueError, match=r"eeg must have shape \(n_samples, 16, 8, 4\)"):
         DeepFitter(model, eeg[:, :12], volumes)
-    with pytest.raises(ValueError, match="eeg must have shape"):
+    with pytest.raises(ValueError, match=r"12 channels \(expected 16\)"):
+        DeepFitter(model, eeg[:, :12], volumes)
+    with pytest.raises(ValueError, match="eeg must have shape.*rank 3, expected rank 4"):
         DeepFitter(model, eeg[..., 0], volumes)
     bad = eeg.copy()
     bad[3, 0, 0, 0] = np.nan

@@ -49,11 +49,28 @@ def test_idct_upsampling_is_zero_padded_inverse():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(up), 2.5, atol=1e-5)
 
 
-def test_idct_rejects_smaller_output():
-    with pytest.raises(ValueError, match="smaller than the coefficients"):
-        iDCT3D((2, 2, 2))(_x(1, 3, 3, 3))
+def test_truncation_and_downsampling_match_scipy():
+    x = _x(2, 6, 5, 4, 2)
+    full = scipy.fft.dctn(x.astype(float), type=2, norm="ortho", axes=(1, 2, 3))
+    # DCT3D(out_shape) keeps the low-frequency corner and zero-pads beyond the input size.
+    kept = keras.ops.convert_to_numpy(DCT3D((3, 5, 6))(x))
+    expected = np.zeros((2, 3, 5, 6, 2))
+    expected[:, :, :, :4] = full[:, :3, :5, :4]
+    np.testing.assert_allclose(kept, expected, atol=1e-5)
+    # iDCT3D to a smaller shape truncates the coefficients before inverting.
+    down = keras.ops.convert_to_numpy(iDCT3D((3, 5, 2), preserve_amplitude=False)(full))
+    expected = scipy.fft.idctn(full[:, :3, :5, :2], type=2, norm="ortho", axes=(1, 2, 3))
+    np.testing.assert_allclose(down, expected, atol=1e-5)
+    constant = np.full((1, 6, 5, 4), -1.5, dtype="float32")
+    down = iDCT3D((2, 3, 4))(DCT3D()(constant))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(down), -1.5, atol=1e-5)
+
+
+def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="out_shape must be three positive"):
         iDCT3D((2, 2))
+    with pytest.raises(ValueError, match="out_shape must be three positive"):
+        DCT3D((2, 0, 2))
 
 
 @pytest.mark.parametrize("kappa", [0.5, 4.0, 50.0])
@@ -140,7 +157,9 @@ def test_resblock_skip_is_identity_with_zero_kernels():
 
 LAYERS = [
     (lambda: DCT3D(), (2, 4, 4, 4)),
+    (lambda: DCT3D((2, 3, 5)), (2, 4, 4, 4, 2)),
     (lambda: iDCT3D((6, 5, 4)), (2, 3, 3, 3, 2)),
+    (lambda: iDCT3D((2, 5, 3), preserve_amplitude=False), (2, 3, 3, 3)),
     (lambda: variational_iDCT3D((6, 6, 6), (1, 1, 1), dependent=True, dependent_dim=2, seed=1),
      (2, 3, 3, 3)),
     (lambda: FourierFeatures(4, seed=0), (3, 5)),

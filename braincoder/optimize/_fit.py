@@ -64,7 +64,11 @@ class FitMixin:
         noise_model : {"ssq", "gaussian"}, default "ssq"
             ``"ssq"`` minimises the sum of squared residuals; ``"gaussian"`` a per-voxel
             Gaussian negative log-likelihood with a free variance σ² per voxel (same
-            optimum; exposed as :attr:`estimated_sigma2`).
+            optimum; exposed as :attr:`estimated_sigma2`). The Gaussian likelihood divides
+            each voxel's gradient by its noise variance, so with first-order optimizers
+            (e.g. SGD) voxels whose scales differ by orders of magnitude converge together;
+            Adam already normalises every entry's gradient, so there both take the same
+            path. Levenberg–Marquardt solves each voxel separately and is unaffected.
         store_intermediate_parameters : bool, default False
             Keep the parameters of every step (Adam) or iteration (LM).
         r2_atol : float, default 1e-6

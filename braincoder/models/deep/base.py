@@ -34,9 +34,14 @@ class DeepEncodingModel:
         Shape of one input sample.
     volume_shape : tuple of 3 int
         Shape of the predicted volumes.
+    paradigm_name : str
+        Name of the input in error messages (``"eeg"``, ``"volumes"``).
+    paradigm_axes : tuple of str or None
+        Names of the per-sample input axes, used to say which axis has the wrong size.
     """
 
     paradigm_name = "paradigm"
+    paradigm_axes = None
 
     def format_paradigm(self, paradigm):
         """Convert a paradigm to a float32 array of input samples, with its row labels.
@@ -73,16 +78,29 @@ class DeepEncodingModel:
         if expected[-1] == 1 and tuple(values.shape[1:]) == expected[:-1]:
             values = values[..., None]
         if values.ndim < 1 or tuple(values.shape[1:]) != expected:
+            detail = ""
+            if values.ndim != len(expected) + 1:
+                detail = f": rank {values.ndim}, expected rank {len(expected) + 1}"
+            elif self.paradigm_axes is not None:
+                wrong = [
+                    f"{found} {axis} (expected {size})"
+                    for axis, found, size in zip(
+                        self.paradigm_axes, values.shape[1:], expected, strict=True
+                    )
+                    if found != size
+                ]
+                detail = f": {', '.join(wrong)}"
             raise ValueError(
                 f"{what} must have shape (n_samples, {', '.join(map(str, expected))}) "
-                f"(or n_samples × {int(np.prod(expected))} flattened), got {tuple(values.shape)}"
+                f"(or n_samples × {int(np.prod(expected))} flattened), got "
+                f"{tuple(values.shape)}{detail}"
             )
         if not np.all(np.isfinite(values)):
             bad = int(np.sum(~np.isfinite(values)))
             raise ValueError(f"{what} has {bad} non-finite values")
         return values, index
 
-    def volumes_to_frame(self, volumes, index):
+    def volumes_to_frame(self, volumes, index, voxels=None):
         """Flatten volumes to a DataFrame (sample × voxel, voxels in C order).
 
         Parameters
@@ -91,17 +109,32 @@ class DeepEncodingModel:
             Volumes.
         index : Index
             Row labels.
+        voxels : Index or array-like, optional
+            Column labels, one per voxel in C order of ``volume_shape``; default the flat
+            volume index (a RangeIndex named ``voxel``).
 
         Returns
         -------
         DataFrame, shape (n_samples, n_voxels)
             Flattened volumes.
+
+        Raises
+        ------
+        ValueError
+            If ``voxels`` does not have one label per voxel.
         """
         n_voxels = int(np.prod(self.volume_shape))
+        if voxels is None:
+            columns = pd.RangeIndex(n_voxels, name=VOXEL)
+        else:
+            columns = voxels if isinstance(voxels, pd.Index) else pd.Index(voxels, name=VOXEL)
+            if len(columns) != n_voxels:
+                raise ValueError(
+                    f"voxels must have one label per voxel ({n_voxels} for a volume of shape "
+                    f"{tuple(self.volume_shape)}), got {len(columns)}"
+                )
         return pd.DataFrame(
-            np.asarray(volumes).reshape(len(volumes), n_voxels),
-            index=index,
-            columns=pd.RangeIndex(n_voxels, name=VOXEL),
+            np.asarray(volumes).reshape(len(volumes), n_voxels), index=index, columns=columns
         )
 
     def predict_outputs(self, values, batch_size=64):
@@ -128,7 +161,7 @@ class DeepEncodingModel:
             for key in parts[0]
         }
 
-    def predict(self, paradigm, batch_size=64):
+    def predict(self, paradigm, batch_size=64, voxels=None):
         """Predict BOLD volumes as a time × voxel DataFrame.
 
         Parameters
@@ -137,16 +170,36 @@ class DeepEncodingModel:
             Input samples (see :meth:`format_paradigm`).
         batch_size : int, default 64
             Samples per forward pass.
+        voxels : Index or array-like, optional
+            Voxel labels (one per voxel, C order of ``volume_shape``), e.g. the columns of
+            the BOLD frame; default the flat volume index.
 
         Returns
         -------
         DataFrame, shape (n_samples, n_voxels)
             Predictions indexed like the paradigm, voxels in C order of ``volume_shape``.
+
+        Raises
+        ------
+        ValueError
+            If the paradigm does not match the model's input shape or is not finite, or
+            ``voxels`` has the wrong length.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from braincoder.models.deep import fMRI_AE
+        >>> ae = fMRI_AE((2, 2, 2), (4, 4, 4), None, None, 2, seed=0,
+        ...              na_spec=([(3, 3, 3)], [(1, 1, 1)], False, (1, 1, 1), (1, 1, 1)))
+        >>> frame = ae.predict(np.zeros((2, 4, 4, 4)), voxels=[f"v{i}" for i in range(64)])
+        >>> list(frame.columns[:2])
+        ['v0', 'v1']
         """
         values, index = self.format_paradigm(paradigm)
-        return self.volumes_to_frame(self.predict_outputs(values, batch_size)["volume"], index)
+        outputs = self.predict_outputs(values, batch_size)
+        return self.volumes_to_frame(outputs["volume"], index, voxels)
 
-    def simulate(self, paradigm, noise=1.0, seed=None):
+    def simulate(self, paradigm, noise=1.0, seed=None, voxels=None):
         """Predict BOLD and add Gaussian noise.
 
         Parameters
@@ -157,6 +210,8 @@ class DeepEncodingModel:
             Standard deviation of the noise.
         seed : int, optional
             Seed of ``numpy.random.default_rng``.
+        voxels : Index or array-like, optional
+            Voxel labels, as in :meth:`predict`.
 
         Returns
         -------
@@ -170,7 +225,7 @@ class DeepEncodingModel:
         """
         if noise < 0:
             raise ValueError(f"noise must be non-negative, got {noise!r}")
-        prediction = self.predict(paradigm)
+        prediction = self.predict(paradigm, voxels=voxels)
         rng = np.random.default_rng(seed)
         return prediction + rng.normal(scale=noise, size=prediction.shape).astype("float32")
 

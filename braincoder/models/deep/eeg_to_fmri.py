@@ -111,8 +111,8 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
     dropout : bool, default False
         Dropout (p = 0.5) after each encoder layer.
     local : bool, default True
-        Convolutional (True) or locally connected (False) encoder layers, following the
-        reference documentation literally.
+        Convolutional (True) or locally connected (False) encoder layers. The name
+        suggests the opposite; this follows the reference documentation literally.
     fourier_features : bool, default False
         Map the flattened latent through learnable Fourier features before decoding.
     random_fourier : bool, default False
@@ -184,6 +184,7 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
     """
 
     paradigm_name = "eeg"
+    paradigm_axes = ("channels", "frequencies", "windows")
 
     def __init__(
         self,

@@ -229,7 +229,11 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
     n_channels : int
         Filters per encoder layer.
     max_pool : bool, default True
-        Default pooling flag when ``na_spec`` is not given (``na_spec`` has precedence).
+        Apply max pooling between encoder layers. The reference documentation describes
+        this argument as a weight decay; here it is what its name says: pooling (with the
+        ``na_spec`` pool kernel and stride) happens between layers only when both
+        ``max_pool`` and the ``maxpool`` entry of ``na_spec`` are True, so ``max_pool=False``
+        switches pooling off whatever the specification says.
     batch_norm : bool, default True
         Batch normalisation after each encoder layer.
     weight_decay : float, default 0.0
@@ -241,9 +245,9 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
     n_stacks : int, default 2
         Deprecated, no effect.
     local : bool, default True
-        Following the reference documentation literally: convolutional layers (``same``
-        padding) if True, locally connected layers (:class:`braincoder.layers.LocallyConnected3D`,
-        ``valid`` padding) if False.
+        Convolutional layers (``same`` padding) if True, locally connected layers
+        (:class:`braincoder.layers.LocallyConnected3D`, ``valid`` padding) if False. The
+        name suggests the opposite; this follows the reference documentation literally.
     local_attention : bool, default False
         Deprecated, no effect.
     outfilter : {0, 1, 2}, default 0
@@ -276,6 +280,7 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
     """
 
     paradigm_name = "volumes"
+    paradigm_axes = ("x voxels", "y voxels", "z voxels", "channels")
 
     def __init__(
         self,
@@ -299,9 +304,19 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
         name=None,
         trainable=True,
     ):
-        del kernel_size, stride_size, n_stacks, local_attention  # deprecated, no effect
+        # Deprecated arguments, kept as attributes for reference but without effect.
+        deprecated = dict(
+            kernel_size=kernel_size, stride_size=stride_size, n_stacks=n_stacks,
+            local_attention=local_attention,
+        )
         if na_spec is None:
-            na_spec = (*DEFAULT_NA_SPEC[:2], bool(max_pool), *DEFAULT_NA_SPEC[3:])
+            na_spec = DEFAULT_NA_SPEC
+        if (
+            isinstance(na_spec, (tuple, list))
+            and len(na_spec) == 5
+            and isinstance(na_spec[2], (bool, np.bool_))
+        ):
+            na_spec = (*na_spec[:2], bool(na_spec[2]) and bool(max_pool), *na_spec[3:])
         volume_shape = _positive_triple(input_shape, "input_shape")
         spec, _ = check_na_spec(na_spec, volume_shape, local=local)
         if outfilter not in (0, 1, 2):
@@ -317,6 +332,9 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
         self.batch_norm, self.weight_decay = bool(batch_norm), float(weight_decay)
         self.skip_connections, self.dropout = bool(skip_connections), bool(dropout)
         self.local, self.outfilter, self.seed = bool(local), int(outfilter), seed
+        self.max_pool = bool(max_pool)
+        for key, value in deprecated.items():
+            setattr(self, key, value)
         self.build_decoder_flag = bool(_build_decoder)
         self.na_spec = spec
         base = None if seed is None else seed
@@ -445,6 +463,7 @@ class fMRI_AE(DeepEncodingModel, keras.Model):  # noqa: N801 - public name of th
             "latent_shape": list(self.latent_shape),
             "input_shape": list(self.volume_shape),
             "n_channels": self.n_channels,
+            "max_pool": self.max_pool,
             "batch_norm": self.batch_norm,
             "weight_decay": self.weight_decay,
             "skip_connections": self.skip_connections,
