@@ -129,13 +129,13 @@ class DCT3D(keras.layers.Layer):
 
         Returns
         -------
-        tensor, shape (batch, *out_shape[, channels])
+        tensor, shape ``(batch, *out_shape[, channels])``
             Coefficients (the input shape without ``out_shape``).
         """
         return _apply3d(inputs, *self._matrices)
 
     def compute_output_shape(self, input_shape):
-        """Return (batch, *out_shape[, channels]).
+        """Return ``(batch, *out_shape[, channels])``.
 
         Parameters
         ----------
@@ -230,14 +230,14 @@ class iDCT3D(keras.layers.Layer):  # noqa: N801 - public name of the reference m
 
         Returns
         -------
-        tensor, shape (batch, *out_shape[, channels])
+        tensor, shape ``(batch, *out_shape[, channels])``
             Volumes.
         """
         values = _apply3d(inputs, *self._matrices)
         return values * self._scale if self._scale != 1.0 else values
 
     def compute_output_shape(self, input_shape):
-        """Return (batch, *out_shape[, channels]).
+        """Return ``(batch, *out_shape[, channels])``.
 
         Parameters
         ----------

@@ -32,7 +32,8 @@ def _train(small, seed=0, log_dir=None, epochs=(3, 3, 2)):
     trainer = VAEGANTrainer(model, log_dir=log_dir, seed=seed)
     fit = dict(progressbar=False, batch_size=16)
     h1 = trainer.fit_vae_gan(small.images, epochs=epochs[0], learning_rate=3e-3, **fit)
-    h2 = trainer.fit_fmri_encoder(small.responses, small.images, epochs=epochs[1], **fit)
+    h2 = trainer.fit_fmri_encoder(small.responses, small.images, epochs=epochs[1],
+                                  image_weight=1.0, **fit)
     h3 = trainer.fit_generator(small.responses, small.images, epochs=epochs[2],
                                learning_rate=2e-3, **fit)
     return model, trainer, (h1, h2, h3)
@@ -74,6 +75,24 @@ def test_simulator_bad_input():
         simulate_image_fmri(n_voxel=3)
     with pytest.raises(ValueError, match="setting must be"):
         split_image_fmri(simulate_image_fmri(n_voxels_per_area=(2, 2, 2)), "huge")
+    with pytest.raises(ValueError, match=r"n_trials \(400\) exceeds the 361"):
+        simulate_image_fmri(n_voxels_per_area=(2, 2, 2), n_trials=400)
+
+
+def test_simulator_n_trials_and_noise(sim):
+    sub = simulate_image_fmri(n_voxels_per_area=(30, 20, 10), seed=1, n_trials=50)
+    assert sub.images.shape == (50, 28, 28) and sub.responses.shape == (50, 60)
+    # The subset holds distinct default images, each paired with its own label.
+    flat = sim.images.reshape(361, -1)
+    rows = [int(np.flatnonzero((flat == image.ravel()).all(axis=1))[0]) for image in sub.images]
+    assert len(set(rows)) == 50 and rows == sorted(rows)
+    np.testing.assert_array_equal(sub.labels.to_numpy(), sim.labels.to_numpy()[rows])
+    pd.testing.assert_frame_equal(sub.parameters, sim.parameters)
+    # Noise-free responses are the pRF model's block average; noise has sd = signal sd / snr.
+    clean = simulate_image_fmri(n_voxels_per_area=(30, 20, 10), seed=1, snr=np.inf)
+    noisy = simulate_image_fmri(n_voxels_per_area=(30, 20, 10), seed=1, snr=2.0)
+    ratio = (noisy.responses - clean.responses).std() / clean.responses.std()
+    assert ratio.mean() == pytest.approx(0.5, rel=0.1)
 
 
 # --------------------------------------------------------------------------- training
@@ -84,6 +103,7 @@ def test_each_stage_lowers_its_loss(trained):
     assert h1["pixel_loss"].iloc[-1] < h1["pixel_loss"].iloc[0]
     assert h1["loss"].iloc[-1] < h1["loss"].iloc[0]
     assert h2["latent_loss"].iloc[-1] < 0.8 * h2["latent_loss"].iloc[0]
+    assert h2["image_loss"].iloc[-1] < h2["image_loss"].iloc[0]
     assert h3["loss"].iloc[-1] < h3["loss"].iloc[0]
     assert {"kl_loss", "feature_loss", "discriminator_loss", "val_pcc"} <= set(h1.columns)
     assert {"adversarial_loss", "latent_discriminator_loss"} <= set(h2.columns)
@@ -209,17 +229,60 @@ def test_baselines_beat_chance(sim):
         RidgeImageDecoder().reconstruct(test.responses)
 
 
-def test_prf_inversion_matches_closed_form(sim):
+def _laplacian_reference(n):
+    """Graph Laplacian of the n × n 4-neighbour grid (same as the mirrored 5-point stencil)."""
+    lap = np.zeros((n * n, n * n))
+    for i in range(n):
+        for j in range(n):
+            for di, dj in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                if 0 <= i + di < n and 0 <= j + dj < n:
+                    lap[i * n + j, i * n + j] -= 1
+                    lap[i * n + j, (i + di) * n + j + dj] += 1
+    return lap
+
+
+@pytest.mark.parametrize("prior_mean", ["zero", "training"])
+def test_prf_inversion_matches_closed_form(sim, prior_mean):
     train = sim.subset(np.arange(100))
     model = GaussianPRF2D(sim.grid_coordinates)
-    prf = PRFInversionDecoder(model, sim.parameters, smoothness=0.0, l2=0.5).fit(
-        train.responses, train.images
-    )
-    r = prf.gain.to_numpy()[:, None] * model.get_rf(sim.parameters).to_numpy().T
+    prf = PRFInversionDecoder(model, sim.parameters, smoothness=3.0, l2=0.5,
+                              prior_mean=prior_mean).fit(train.responses, train.images)
+    assert prf.cv_mse is None and (prf.chosen_smoothness, prf.chosen_l2) == (3.0, 0.5)
+    # Gain and baseline: per-voxel least squares of the responses on the drive R0 x.
+    rf = model.get_rf(sim.parameters).to_numpy().T
+    x = train.images.reshape(100, -1)
+    y = train.responses.to_numpy()
+    for v in (0, 30, 59):
+        slope, intercept = np.polyfit(x @ rf[v], y[:, v], 1)
+        assert prf.gain.iloc[v] == pytest.approx(slope, rel=1e-6)
+        assert prf.baseline.iloc[v] == pytest.approx(intercept, rel=1e-6, abs=1e-9)
+    r = prf.gain.to_numpy()[:, None] * rf
     s_inv = np.diag(1 / prf.noise_variance.to_numpy())
-    a = r.T @ s_inv @ r
-    a += 0.5 * np.trace(a) / len(a) * np.eye(len(a))
-    y = sim.responses.iloc[200:202].to_numpy() - prf.baseline.to_numpy()
-    expected = np.clip(np.linalg.solve(a, r.T @ s_inv @ y.T).T, 0, 1)
+    lap = _laplacian_reference(28)
+    a = r.T @ s_inv @ r + 3.0 * lap.T @ lap + 0.5 * np.eye(784)
+    m = x.mean(axis=0) if prior_mean == "training" else np.zeros(784)
+    y_new = sim.responses.iloc[200:202].to_numpy() - prf.baseline.to_numpy() - r @ m
+    expected = np.clip(m + np.linalg.solve(a, r.T @ s_inv @ y_new.T).T, 0, 1)
     np.testing.assert_allclose(prf.reconstruct(sim.responses.iloc[200:202])[0].reshape(2, -1),
                                expected, atol=1e-8)
+
+
+def test_prf_inversion_cross_validation_picks_best_pair(sim):
+    train, test = split_image_fmri(sim, "reference")
+    model = GaussianPRF2D(sim.grid_coordinates)
+    prf = PRFInversionDecoder(model, sim.parameters, smoothness=(0.0, 10.0), l2=(0.1, 1e4),
+                              cv=3).fit(train.responses, train.images)
+    assert prf.cv_mse.shape == (2, 2)
+    best = prf.cv_mse.stack().idxmin()
+    assert (prf.chosen_smoothness, prf.chosen_l2) == best
+    assert best[1] == 0.1  # a huge ridge precision returns the mean image: never best
+    single = PRFInversionDecoder(model, sim.parameters, smoothness=best[0], l2=best[1])
+    single.fit(train.responses, train.images)
+    np.testing.assert_allclose(prf.reconstruct(test.responses)[0],
+                               single.reconstruct(test.responses)[0])
+    with pytest.raises(ValueError, match="l2 must be one or more finite values >= 0"):
+        PRFInversionDecoder(model, sim.parameters, l2=-1.0)
+    with pytest.raises(ValueError, match="singular"):
+        PRFInversionDecoder(model, sim.parameters.iloc[:3], smoothness=0.0, l2=0.0).fit(
+            train.responses.iloc[:, :3], train.images
+        )

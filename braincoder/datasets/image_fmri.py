@@ -110,6 +110,7 @@ def simulate_image_fmri(
     tr=2.5,
     block_duration=12.5,
     snr=1.0,
+    n_trials=None,
     seed=0,
 ):
     """Simulate block-averaged V1–V3 responses to images.
@@ -140,8 +141,12 @@ def simulate_image_fmri(
         Seconds each image is shown (rounded to whole TRs, at least one).
     snr : float, default 1.0
         Signal-to-noise ratio (standard deviations across trials); ``inf`` for no noise.
+    n_trials : int, optional
+        Number of trials: a random subset (seeded, kept in the images' order) of
+        ``n_trials`` images, each shown once. By default every image is shown once. To
+        simulate repeated presentations, pass the repeated images as ``images``.
     seed : int, default 0
-        Seed of the pRF parameters and the noise.
+        Seed of the pRF parameters, the noise and the trial subset.
 
     Returns
     -------
@@ -153,7 +158,8 @@ def simulate_image_fmri(
     ImportError
         If the default images are requested without scikit-learn installed.
     ValueError
-        For images that are not (n, h, w) in [0, 1], unknown areas, or bad settings.
+        For images that are not (n, h, w) in [0, 1], unknown areas, ``n_trials`` larger
+        than the number of images, or bad settings.
 
     Examples
     --------
@@ -186,6 +192,17 @@ def simulate_image_fmri(
     else:
         images = _check_images(images)
         labels = np.zeros(len(images), dtype=int)
+    if n_trials is not None:
+        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) \
+                or n_trials < 1:
+            raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+        if n_trials > len(images):
+            raise ValueError(
+                f"n_trials ({n_trials}) exceeds the {len(images)} available images; pass "
+                "repeated images as images= to simulate repeated presentations"
+            )
+        keep = np.sort(np.random.default_rng([seed, 1]).permutation(len(images))[:n_trials])
+        images, labels = images[keep], labels[keep]
     n_trials, height, width = images.shape
     grid = make_grid_coordinates((height, width), extent=_EXTENT)
 

@@ -172,31 +172,89 @@ def _laplacian(height, width):
     )
 
 
+def _prior_grid(values, what):
+    grid = tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=np.float64)))
+    if not grid or not all(np.isfinite(v) and v >= 0 for v in grid):
+        raise ValueError(f"{what} must be one or more finite values >= 0, got {values!r}")
+    return grid
+
+
+def _voxel_fit(r0, x, y):
+    """Per-voxel gain, baseline (least squares of y on the drive R₀x) and noise variance."""
+    drive = x @ r0.T  # trial × voxel
+    dm, ym = drive.mean(axis=0), y.mean(axis=0)
+    var = ((drive - dm) ** 2).sum(axis=0)
+    gain = np.where(var > 0, ((drive - dm) * (y - ym)).sum(axis=0) / np.maximum(var, 1e-12),
+                    0.0)
+    baseline = ym - gain * dm
+    residual = y - baseline - gain * drive
+    noise = np.maximum(residual.var(axis=0), 1e-6 * max(y.var(), 1e-12))
+    return gain, baseline, noise
+
+
+class _Posterior:
+    """Gaussian posterior of images given responses, for one choice of the priors."""
+
+    def __init__(self, r0, x, y, prior_mean, lap_sq, smoothness, l2):
+        gain, self.baseline, self.noise = _voxel_fit(r0, x, y)
+        self.gain = gain
+        self.r = gain[:, None] * r0  # voxel × pixel
+        self.rt_si = self.r.T / self.noise  # pixel × voxel
+        self.data_precision = self.rt_si @ self.r
+        self.mean = x.mean(axis=0) if prior_mean == "training" else np.zeros(r0.shape[1])
+        self.lap_sq = lap_sq
+        self.factor = None
+        self.set_prior(smoothness, l2)
+
+    def set_prior(self, smoothness, l2):
+        precision = self.data_precision + smoothness * self.lap_sq + l2 * np.eye(len(self.lap_sq))
+        try:
+            self.factor = np.linalg.cholesky(precision)
+        except np.linalg.LinAlgError as error:
+            raise ValueError(
+                f"the posterior precision is singular with smoothness={smoothness:g} and "
+                f"l2={l2:g}; use l2 > 0"
+            ) from error
+
+    def solve(self, y):
+        from scipy.linalg import cho_solve
+
+        centred = y - self.baseline - self.mean @ self.r.T
+        return self.mean + cho_solve((self.factor, True), self.rt_si @ centred.T).T
+
+
 @register_model("prf_inversion_decoder")
 class PRFInversionDecoder(_ImageDecoder):
     """MAP image under a fitted 2D pRF encoding model, Gaussian noise and a smooth prior.
 
     With :math:`R_0` the voxel × pixel receptive-field matrix from ``model.get_rf(parameters)``
-    (amplitude × peak-normalised Gaussian), a block-averaged response is modelled as its
-    steady state :math:`y = b + g \\odot (R_0 x) + \\varepsilon`: for blocks long compared with
-    the HRF, HRF convolution followed by averaging over the block scales each voxel's neural
-    drive by a constant, absorbed with the voxel's baseline into :math:`g` and :math:`b`,
-    which :meth:`fit` estimates per voxel by least squares on the training trials (as are the
-    noise variances :math:`\\Sigma = \\mathrm{diag}(\\sigma^2)` from the residuals). With
-    :math:`R = \\mathrm{diag}(g) R_0` and :math:`L` the pixel-grid Laplacian, the
-    reconstruction is the closed form
+    (amplitude × peak-1 Gaussian evaluated on the pixel grid), a block-averaged response is
+    modelled as its steady state :math:`y = b + g \\odot (R_0 x) + \\varepsilon`: for blocks
+    long compared with the HRF, HRF convolution followed by averaging over the block scales
+    each voxel's neural drive by a constant, absorbed with the voxel's baseline into
+    :math:`g` and :math:`b`, which :meth:`fit` estimates per voxel by least squares on the
+    training trials (as are the noise variances :math:`\\Sigma = \\mathrm{diag}(\\sigma^2)`
+    from the residuals). With :math:`R = \\mathrm{diag}(g) R_0` and :math:`L` the pixel-grid
+    Laplacian (5-point stencil), the prior
+    :math:`p(x) \\propto \\exp(-\\tfrac{\\lambda}{2}\\|L(x - m)\\|^2
+    - \\tfrac{\\mu}{2}\\|x - m\\|^2)` gives the closed-form MAP image
 
     .. math::
 
         \\hat x = m + (R^\\top \\Sigma^{-1} R + \\lambda L^\\top L + \\mu I)^{-1}
         R^\\top \\Sigma^{-1} (y - b - R m)
 
-    clipped to [0, 1], where :math:`m` is zero (``prior_mean="zero"``, the plain MAP
-    estimate) or the mean training image (``"training"``). ``smoothness`` (λ) and ``l2``
-    (μ) are given relative to the mean diagonal of :math:`R^\\top \\Sigma^{-1} R`, so they do
-    not depend on the scale of the data. The closed form replaces gradient descent
+    clipped to [0, 1], where :math:`m` is the mean training image (``prior_mean="training"``)
+    or zero (``"zero"``, which gives :math:`(R^\\top \\Sigma^{-1} R + \\lambda L^\\top L +
+    \\mu I)^{-1} R^\\top \\Sigma^{-1} (y - b)`). λ (``smoothness``) and μ (``l2``) are prior
+    precisions in image units (pixel values in [0, 1]) while :math:`\\Sigma` carries the
+    noise of the data, so the balance between data and prior follows the signal-to-noise
+    ratio. Given several values, every pair is scored by ``cv``-fold cross-validation on the
+    training trials (contiguous folds; gains, baselines and noise re-estimated on each
+    training fold; mean squared pixel error of the held-out reconstructions) and the best
+    pair is used. The closed form replaces gradient descent
     (:class:`braincoder.optimize.StimulusFitter`): the posterior is Gaussian, so the solution
-    is exact and one matrix factorisation serves all trials.
+    is exact and one Cholesky factorisation serves all trials.
 
     Parameters
     ----------
@@ -204,17 +262,25 @@ class PRFInversionDecoder(_ImageDecoder):
         The pRF model (its ``grid_coordinates`` define the pixels).
     parameters : DataFrame, shape (n_voxels, 5)
         Fitted (or true) pRF parameters indexed by voxel.
-    smoothness : float, default 1.0
-        Relative weight λ of the Laplacian prior.
-    l2 : float, default 0.01
-        Relative weight μ of the ridge prior.
-    prior_mean : {"zero", "training"}, default "zero"
+    smoothness : float or sequence of float, default (0, 1, 10, 100)
+        Precision λ of the Laplacian prior (candidates when a sequence).
+    l2 : float or sequence of float, default (0.1, 1, 10)
+        Precision μ of the ridge prior (candidates when a sequence).
+    prior_mean : {"training", "zero"}, default "training"
         Image the prior shrinks towards.
+    cv : int, default 5
+        Folds of the cross-validation of ``smoothness`` and ``l2`` (unused when both are
+        single values).
 
     Attributes
     ----------
     gain, baseline, noise_variance : Series
-        Per-voxel estimates of :meth:`fit`.
+        Per-voxel estimates of :meth:`fit` (all training trials).
+    chosen_smoothness, chosen_l2 : float
+        The prior precisions used.
+    cv_mse : DataFrame or None
+        Cross-validated pixel MSE of every (smoothness, l2) pair (rows smoothness, columns
+        l2); None without a search.
 
     Examples
     --------
@@ -229,24 +295,51 @@ class PRFInversionDecoder(_ImageDecoder):
     (5, 28, 28)
     """
 
-    def __init__(self, model, parameters, smoothness=1.0, l2=0.01, prior_mean="zero"):
+    def __init__(self, model, parameters, smoothness=(0.0, 1.0, 10.0, 100.0),
+                 l2=(0.1, 1.0, 10.0), prior_mean="training", cv=5):
         if not hasattr(model, "get_rf"):
             raise TypeError(f"model must be a 2D pRF model with get_rf, got {type(model).__name__}")
         if prior_mean not in ("zero", "training"):
             raise ValueError(f"prior_mean must be 'zero' or 'training', got {prior_mean!r}")
-        if not smoothness >= 0 or not l2 >= 0 or smoothness + l2 <= 0:
-            raise ValueError(
-                f"smoothness and l2 must be >= 0 and not both 0, got {smoothness!r}, {l2!r}"
-            )
+        self.smoothness = _prior_grid(smoothness, "smoothness")
+        self.l2 = _prior_grid(l2, "l2")
+        if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
+            raise ValueError(f"cv must be an integer >= 2, got {cv!r}")
         self.model = model
         self.parameters = parameters
-        self.smoothness = float(smoothness)
-        self.l2 = float(l2)
         self.prior_mean = prior_mean
+        self.cv = int(cv)
         self.voxel_names = None
+        self.cv_mse = None
+
+    def _search(self, r0, x, y, lap_sq):
+        """Cross-validated pixel MSE of every (smoothness, l2) pair."""
+        n = len(x)
+        if n < self.cv:
+            raise ValueError(f"cv={self.cv} folds need at least {self.cv} trials, got {n}")
+        bounds = np.linspace(0, n, self.cv + 1).astype(int)
+        errors = np.zeros((len(self.smoothness), len(self.l2)))
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            held = np.zeros(n, dtype=bool)
+            held[start:stop] = True
+            posterior = None
+            for i, smoothness in enumerate(self.smoothness):
+                for j, l2 in enumerate(self.l2):
+                    if posterior is None:
+                        posterior = _Posterior(r0, x[~held], y[~held], self.prior_mean, lap_sq,
+                                               smoothness, l2)
+                    else:
+                        posterior.set_prior(smoothness, l2)
+                    recon = np.clip(posterior.solve(y[held]), 0.0, 1.0)
+                    errors[i, j] += ((recon - x[held]) ** 2).sum()
+        return pd.DataFrame(
+            errors / x.size,
+            index=pd.Index(self.smoothness, name="smoothness"),
+            columns=pd.Index(self.l2, name="l2"),
+        )
 
     def fit(self, fmri, images):
-        """Estimate per-voxel gain, baseline and noise variance; factorise the posterior.
+        """Estimate per-voxel gain, baseline and noise variance; choose and factorise the prior.
 
         Parameters
         ----------
@@ -263,8 +356,9 @@ class PRFInversionDecoder(_ImageDecoder):
         Raises
         ------
         ValueError
-            For NaN, mismatched lengths, voxels not in ``parameters``, or a pixel count
-            different from the model's grid.
+            For NaN, mismatched lengths, voxels not in ``parameters``, a pixel count
+            different from the model's grid, fewer trials than folds, or a singular
+            posterior precision.
         """
         frame, images = self._fit_inputs(fmri, images)
         rf = self.model.get_rf(self.parameters)
@@ -278,29 +372,22 @@ class PRFInversionDecoder(_ImageDecoder):
         r0 = rf.to_numpy(dtype=np.float64).T  # voxel × pixel
         x = images.reshape(len(images), -1)
         y = frame.to_numpy(dtype=np.float64)
-        drive = x @ r0.T  # trial × voxel
-        dm, ym = drive.mean(axis=0), y.mean(axis=0)
-        var = ((drive - dm) ** 2).sum(axis=0)
-        gain = np.where(var > 0, ((drive - dm) * (y - ym)).sum(axis=0) / np.maximum(var, 1e-12),
-                        0.0)
-        baseline = ym - gain * dm
-        residual = y - baseline - gain * drive
-        noise = np.maximum(residual.var(axis=0), 1e-6 * max(y.var(), 1e-12))
-        r = gain[:, None] * r0
-        rt_si = r.T / noise  # pixel × voxel
-        precision = rt_si @ r
-        scale = max(np.trace(precision) / len(precision), 1e-12)
-        n_pixels = r.shape[1]
         lap = _laplacian(*images.shape[1:])
-        precision = precision + scale * (self.smoothness * lap.T @ lap
-                                         + self.l2 * np.eye(n_pixels))
-        self._factor = np.linalg.cholesky(precision)
-        self._rt_si = rt_si
-        self._r = r
-        self._mean = x.mean(axis=0) if self.prior_mean == "training" else np.zeros(n_pixels)
-        self.gain = pd.Series(gain, index=self.voxel_names, name="gain")
-        self.baseline = pd.Series(baseline, index=self.voxel_names, name="baseline")
-        self.noise_variance = pd.Series(noise, index=self.voxel_names, name="noise_variance")
+        lap_sq = lap.T @ lap
+        if len(self.smoothness) * len(self.l2) > 1:
+            self.cv_mse = self._search(r0, x, y, lap_sq)
+            i, j = np.unravel_index(np.argmin(self.cv_mse.to_numpy()), self.cv_mse.shape)
+            self.chosen_smoothness, self.chosen_l2 = self.smoothness[i], self.l2[j]
+        else:
+            self.cv_mse = None
+            self.chosen_smoothness, self.chosen_l2 = self.smoothness[0], self.l2[0]
+        self._posterior = _Posterior(r0, x, y, self.prior_mean, lap_sq,
+                                     self.chosen_smoothness, self.chosen_l2)
+        post = self._posterior
+        self.gain = pd.Series(post.gain, index=self.voxel_names, name="gain")
+        self.baseline = pd.Series(post.baseline, index=self.voxel_names, name="baseline")
+        self.noise_variance = pd.Series(post.noise, index=self.voxel_names,
+                                        name="noise_variance")
         return self
 
     def reconstruct(self, fmri):
@@ -325,11 +412,6 @@ class PRFInversionDecoder(_ImageDecoder):
         ValueError
             For NaN or voxels differing from the training voxels.
         """
-        from scipy.linalg import cho_solve
-
         frame = self._predict_inputs(fmri)
-        y = frame.to_numpy(dtype=np.float64)
-        centred = y - self.baseline.to_numpy() - self._mean @ self._r.T
-        rhs = self._rt_si @ centred.T  # pixel × trial
-        flat = self._mean + cho_solve((self._factor, True), rhs).T
+        flat = self._posterior.solve(frame.to_numpy(dtype=np.float64))
         return _output(flat, self.image_shape, frame.index)

@@ -123,14 +123,21 @@ class VAEGANStage(_Stage):
 
 
 class FMRIEncoderStage(_Stage):
-    """Stage 2: fMRI encoder distils the visual encoder's latents (plus latent GAN)."""
+    """Stage 2: fMRI encoder distils the visual encoder's latents (plus latent GAN).
 
-    tracked = ("loss", "latent_loss", "adversarial_loss", "latent_discriminator_loss")
+    With ``image_weight > 0`` the pixel error of the (frozen) generator's image of the fMRI
+    latent is added, so that latent errors are weighted by their effect on the image.
+    """
 
-    def __init__(self, model, adversarial_weight, seed):
+    tracked = ("loss", "latent_loss", "image_loss", "adversarial_loss",
+               "latent_discriminator_loss")
+
+    def __init__(self, model, adversarial_weight, image_weight, seed):
         super().__init__()
         self.fmri_encoder = model.fmri_encoder
+        self.generator = model.generator
         self.adversarial_weight = float(adversarial_weight)
+        self.image_weight = float(image_weight)
         init = keras.initializers.GlorotUniform
         self.latent_discriminator = keras.Sequential(
             [
@@ -153,14 +160,19 @@ class FMRIEncoderStage(_Stage):
 
     def train_step(self, data):
         """One update of the fMRI encoder and the latent discriminator."""
-        fmri, target = data
+        fmri, target, x = data
         with tf.GradientTape(persistent=True) as tape:
             latent = self.fmri_encoder(fmri, training=True)
             latent_loss = ops.mean(ops.square(latent - target))
+            if self.image_weight > 0:
+                image_loss = ops.mean(ops.square(self.generator(latent, training=False) - x))
+            else:
+                image_loss = ops.zeros(())
             d_real = self.latent_discriminator(target, training=True)
             d_fake = self.latent_discriminator(latent, training=True)
             adversarial = _gan_loss(d_fake, True)
-            loss = latent_loss + self.adversarial_weight * adversarial
+            loss = (latent_loss + self.image_weight * image_loss
+                    + self.adversarial_weight * adversarial)
             d_loss = _gan_loss(d_real, True) + _gan_loss(d_fake, False)
         for value, part, optimizer in [
             (loss, self.fmri_encoder, self.encoder_optimizer),
@@ -170,7 +182,8 @@ class FMRIEncoderStage(_Stage):
             optimizer.apply_gradients(zip(grads, part.trainable_variables, strict=True))
         del tape
         return self._record({
-            "loss": loss, "latent_loss": latent_loss, "adversarial_loss": adversarial,
+            "loss": loss, "latent_loss": latent_loss, "image_loss": image_loss,
+            "adversarial_loss": adversarial,
             "latent_discriminator_loss": d_loss,
         })
 

@@ -252,7 +252,7 @@ class VAEGANTrainer:
     # ------------------------------------------------------------------ stage 1
 
     def fit_vae_gan(self, images, epochs=100, batch_size=32, learning_rate=1e-3,
-                    kl_weight=1.0, feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.1,
+                    kl_weight=0.1, feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.1,
                     validation_split=0.1, early_stopping_patience=20, image_every=10,
                     progressbar=True):
         """Stage 1: train the visual encoder, generator and discriminator on images.
@@ -324,15 +324,17 @@ class VAEGANTrainer:
     # ------------------------------------------------------------------ stage 2
 
     def fit_fmri_encoder(self, fmri, images, epochs=200, batch_size=32, learning_rate=1e-3,
-                         adversarial_weight=0.05, weight_decay=1e-3, validation_split=0.1,
-                         validation_data=None, early_stopping_patience=30, image_every=10,
-                         progressbar=True):
+                         adversarial_weight=0.05, image_weight=0.0, weight_decay=1e-3,
+                         validation_split=0.1, validation_data=None, early_stopping_patience=30,
+                         image_every=10, progressbar=True):
         """Stage 2: train the fMRI encoder to predict the visual encoder's latents.
 
         The target of each trial is the latent mean :math:`\\mu(x)` of its image under the
         (frozen) visual encoder. The fMRI encoder minimises the mean squared latent error
         plus ``adversarial_weight`` times a GAN loss against a small latent discriminator
-        (real: :math:`\\mu(x)`; fake: the fMRI latents), which has its own optimizer.
+        (real: :math:`\\mu(x)`; fake: the fMRI latents), which has its own optimizer. With
+        ``image_weight`` > 0 it also minimises ``image_weight`` times the pixel MSE between
+        each trial's image and the (frozen) generator's image of the fMRI latent.
 
         Parameters
         ----------
@@ -348,6 +350,8 @@ class VAEGANTrainer:
             AdamW learning rate.
         adversarial_weight : float, default 0.05
             Weight of the latent adversarial term.
+        image_weight : float, default 0.0
+            Weight of the pixel error through the frozen generator.
         weight_decay : float, default 1e-3
             AdamW decoupled weight decay of the fMRI encoder.
         validation_split : float, default 0.1
@@ -364,8 +368,9 @@ class VAEGANTrainer:
         Returns
         -------
         DataFrame
-            Per-epoch ``loss``, ``latent_loss``, ``adversarial_loss``,
-            ``latent_discriminator_loss`` and ``val_pcc``.
+            Per-epoch ``loss``, ``latent_loss``, ``image_loss`` (0 unless
+            ``image_weight`` > 0), ``adversarial_loss``, ``latent_discriminator_loss`` and
+            ``val_pcc``.
 
         Raises
         ------
@@ -375,8 +380,10 @@ class VAEGANTrainer:
         """
         self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
                            image_every)
-        if not adversarial_weight >= 0 or not weight_decay >= 0:
-            raise ValueError("adversarial_weight and weight_decay must be >= 0")
+        for key, value in [("adversarial_weight", adversarial_weight),
+                           ("image_weight", image_weight), ("weight_decay", weight_decay)]:
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0, got {value!r}")
         encoder = self.model.fmri_encoder
         frame, train_images, val_x, val_images = self._paired(
             fmri, images, validation_data, validation_split, encoder
@@ -390,11 +397,12 @@ class VAEGANTrainer:
         targets = self.model.encode(train_images)
         keras.utils.set_random_seed(self.seed)
         stage = FMRIEncoderStage(self.model, adversarial_weight=adversarial_weight,
-                                 seed=self.seed)
+                                 image_weight=image_weight, seed=self.seed)
         stage.compile_stage(learning_rate, weight_decay)
         x = frame.to_numpy(np.float32)
+        dataset = self._dataset((x, targets, train_images), batch_size)
         return self._run(
-            stage, "fmri_encoder", self._dataset((x, targets), batch_size), len(x), epochs,
+            stage, "fmri_encoder", dataset, len(x), epochs,
             self._reconstruct_array, val_x, val_images, early_stopping_patience, image_every,
             progressbar,
         )
