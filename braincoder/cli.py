@@ -169,7 +169,7 @@ def _fit_linear(args, model, data, paradigm):
 
 
 def _command_fit(args):
-    from .utils.io import save_results, write_table
+    from .utils.io import save_results, write_nifti, write_table
 
     model = _build_model(args)
     data = _read(args.data, "data", mask=args.mask)
@@ -188,6 +188,11 @@ def _command_fit(args):
                  spec=model.to_json(include_values=False))
     if weights is not None:
         write_table(weights, out / "weights.tsv")
+    if str(args.data).lower().endswith((".nii", ".nii.gz")):
+        # Maps in the space of the BOLD run: one volume per column of parameters.tsv.
+        if parameters is not None:
+            write_nifti(parameters, args.data, out / "parameters.nii.gz")
+        write_nifti(r2, args.data, out / "r2.nii.gz")
     logging.getLogger(__name__).info("median R² %.3f; results in %s", float(np.nanmedian(r2)),
                                      out)
     return 0
@@ -326,7 +331,8 @@ def build_parser():
     fit.add_argument("--paradigm", required=True, help="time × stimulus-dimension table")
     fit.add_argument("--grid-coordinates", help="pixel × (x, y) table (2D models)")
     fit.add_argument("--tr", type=float, help="repetition time in seconds (HRF models)")
-    fit.add_argument("--out", required=True, help="output directory")
+    fit.add_argument("--out", required=True, help="output directory (NIfTI data: also "
+                     "parameters.nii.gz and r2.nii.gz maps)")
     fit.add_argument("--save-predictions", action="store_true", help="write predictions.tsv")
     fit.add_argument("--log-dir", help="TensorBoard directory (iterative fits)")
     fit.add_argument("--grid-size", type=int, default=10, help="grid points per position axis")

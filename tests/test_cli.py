@@ -113,6 +113,49 @@ def test_linear_fit_matches_least_squares(tmp_path, capsys):
     assert list(fitted.columns) == list(voxels)
 
 
+def test_fit_on_nifti_writes_maps_in_the_bold_space(tmp_path, capsys):
+    nibabel = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(1)
+    paradigm = rng.normal(size=(40, 2))
+    model = LinearModelWithBaselineHRF(hrf_model=SPMHRFModel(tr=2.0))
+    data = model.simulate(paradigm, parameters=pd.DataFrame({"baseline": [1.0, -2.0, 0.5]}),
+                          weights=pd.DataFrame(rng.normal(size=(2, 3))), noise=0.1, seed=1)
+    volume = rng.normal(size=(2, 3, 2, 40))
+    mask = np.zeros((2, 3, 2), bool)
+    positions = [1, 6, 11]
+    for position, voxel in zip(positions, data.columns, strict=True):
+        volume[np.unravel_index(position, mask.shape)] = data[voxel]
+        mask[np.unravel_index(position, mask.shape)] = True
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    nibabel.save(nibabel.Nifti1Image(volume, affine), tmp_path / "bold.nii.gz")
+    nibabel.save(nibabel.Nifti1Image(mask.astype(np.uint8), affine), tmp_path / "mask.nii.gz")
+    write_table(data, tmp_path / "bold.tsv")
+    np.save(tmp_path / "design.npy", paradigm)
+    for name in ("bold.nii.gz", "bold.tsv"):
+        extra = ["--mask", tmp_path / "mask.nii.gz"] if name.endswith("gz") else []
+        code, streams = _run(capsys, "fit", "--model", "linear_baseline_hrf", "--data",
+                             tmp_path / name, *extra, "--paradigm", tmp_path / "design.npy",
+                             "--tr", "2.0", "--out", tmp_path / name.split(".")[0] / name,
+                             "--quiet")
+        assert code == 0, streams.err
+    nifti_out, table_out = tmp_path / "bold" / "bold.nii.gz", tmp_path / "bold" / "bold.tsv"
+    assert {p.name for p in nifti_out.iterdir()} >= {"parameters.nii.gz", "r2.nii.gz"}
+    assert not (table_out / "r2.nii.gz").exists()
+    # The NIfTI fit equals the table fit, voxel labels being the positions in the volume.
+    parameters = read_table(nifti_out / "parameters.tsv")
+    assert list(parameters.index) == positions
+    np.testing.assert_allclose(parameters.to_numpy(),
+                               read_table(table_out / "parameters.tsv").to_numpy(), atol=1e-6)
+    r2 = read_table(table_out / "r2.tsv")["r2"].to_numpy()
+    r2_map = nibabel.load(nifti_out / "r2.nii.gz")
+    np.testing.assert_allclose(r2_map.affine, affine)
+    r2_map = r2_map.get_fdata()
+    np.testing.assert_allclose(r2_map[mask], r2, atol=1e-6)  # C order = position order
+    assert np.isnan(r2_map[~mask]).all() and r2.min() > 0.9
+    baseline_map = nibabel.load(nifti_out / "parameters.nii.gz").get_fdata()
+    np.testing.assert_allclose(baseline_map[mask], parameters["baseline"], atol=1e-6)
+
+
 def test_decode_1d_recovers_stimuli(tmp_path, capsys):
     rng = np.random.default_rng(2)
     true = pd.DataFrame({"mu": np.linspace(1, 9, 8), "sd": 1.5, "amplitude": 1.0,

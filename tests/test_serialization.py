@@ -1,8 +1,8 @@
 """Save/load of encoding models (JSON + TSV, no pickle) and the table readers/writers."""
 
-import importlib.util
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -22,7 +22,7 @@ from braincoder.models import (
 )
 from braincoder.models.serialization import model_from_config
 from braincoder.stimuli import make_grid_coordinates
-from braincoder.utils.io import read_table, save_results, write_table
+from braincoder.utils.io import read_table, save_results, write_nifti, write_table
 
 RNG = np.random.default_rng(3)
 VALUES = {"x": 0.4, "y": -0.3, "sd": 1.2, "baseline": 0.2, "amplitude": 1.5, "mu": 2.0,
@@ -307,11 +307,73 @@ def test_read_table_errors(tmp_path):
         read_table(tmp_path / "objects.npy")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("nibabel") is not None,
-                    reason="nibabel is installed")
-def test_nifti_without_nibabel_names_the_extra(tmp_path):
-    with pytest.raises(ImportError, match=r"pip install braincoder\[nifti\]"):
+def test_nifti_without_nibabel_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # makes `import nibabel` fail
+    with pytest.raises(ImportError, match=r"reading NIfTI .*pip install braincoder\[nifti\]"):
         read_table(tmp_path / "bold.nii.gz")
+    with pytest.raises(ImportError, match=r"writing NIfTI .*pip install braincoder\[nifti\]"):
+        write_nifti(pd.Series([1.0]), tmp_path / "bold.nii.gz", tmp_path / "r2.nii.gz")
+
+
+def _bold_image(tmp_path, shape=(3, 4, 2, 5), seed=0):
+    nibabel = pytest.importorskip("nibabel")
+    volume = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.5, 1.0])
+    affine[:3, 3] = [-3.0, 4.0, 1.5]
+    path = tmp_path / "bold.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(volume, affine), path)
+    return nibabel, volume, affine, path
+
+
+def test_nifti_read_with_mask_and_write_maps_back(tmp_path):
+    nibabel, volume, affine, path = _bold_image(tmp_path)
+    mask = np.zeros(volume.shape[:3], bool)
+    mask[0, 1, 0] = mask[2, 3, 1] = mask[1, 0, 1] = True
+    nibabel.save(nibabel.Nifti1Image(mask.astype(np.uint8), affine), tmp_path / "mask.nii")
+    for given in (mask, tmp_path / "mask.nii"):
+        frame = read_table(path, mask=given)
+        assert frame.shape == (5, 3) and frame.columns.name == "voxel"
+        # Columns are the voxels' C-order positions; values are their time courses.
+        for position in frame.columns:
+            i, j, k = np.unravel_index(position, volume.shape[:3])
+            assert mask[i, j, k]
+            np.testing.assert_allclose(frame[position], volume[i, j, k], rtol=1e-6)
+    assert read_table(path).shape == (5, 24)
+
+    # Per-voxel maps go back to the same place in the same space; NaN outside the mask.
+    maps = pd.DataFrame({"x": [1.0, 2.0, 3.0], "sd": [0.5, 0.25, 0.125]},
+                        index=frame.columns)
+    written = nibabel.load(write_nifti(maps, path, tmp_path / "maps.nii.gz"))
+    np.testing.assert_allclose(written.affine, affine)
+    image = written.get_fdata()
+    assert image.shape == (3, 4, 2, 2)
+    assert np.isnan(image[~mask]).all()
+    for position, row in maps.iterrows():
+        np.testing.assert_allclose(image[np.unravel_index(position, mask.shape)], row)
+    r2 = nibabel.load(write_nifti(maps["x"], path, tmp_path / "r2.nii")).get_fdata()
+    assert r2.shape == (3, 4, 2) and r2[0, 1, 0] == maps["x"].iloc[0]
+
+
+def test_nifti_bad_input(tmp_path):
+    nibabel, volume, affine, path = _bold_image(tmp_path)
+    nibabel.save(nibabel.Nifti1Image(volume[..., 0], affine), tmp_path / "3d.nii.gz")
+    with pytest.raises(ValueError, match=r"expected a 4D image .* got shape \(3, 4, 2\)"):
+        read_table(tmp_path / "3d.nii.gz")
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 4\)"):
+        read_table(path, mask=np.ones((3, 4), bool))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_table(tmp_path / "missing.nii.gz")
+    values = pd.Series([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"integer positions 0 … 23"):
+        write_nifti(values.set_axis([0, 24]), path, tmp_path / "out.nii.gz")
+    with pytest.raises(ValueError, match="integer positions"):
+        write_nifti(values.set_axis(["a", "b"]), path, tmp_path / "out.nii.gz")
+    with pytest.raises(ValueError, match="repeat"):
+        write_nifti(values.set_axis([3, 3]), path, tmp_path / "out.nii.gz")
+    with pytest.raises(ValueError, match="writes .nii or .nii.gz"):
+        write_nifti(values, path, tmp_path / "out.tsv")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        write_nifti(values, tmp_path / "missing.nii", tmp_path / "out.nii")
 
 
 def test_save_results_writes_tables_and_spec(tmp_path):

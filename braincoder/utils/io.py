@@ -14,7 +14,8 @@ import pandas as pd
 
 from .formatting import TIME, VOXEL, to_frame
 
-__all__ = ["read_table", "write_table", "save_results", "encode_index", "decode_index"]
+__all__ = ["read_table", "write_table", "write_nifti", "save_results", "encode_index",
+           "decode_index"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -136,13 +137,17 @@ def _array_frame(array, path):
     return to_frame(array.astype(np.float64), path.name, index_name=TIME, columns_name=VOXEL)
 
 
-def _read_nifti(path, mask):
+def _nibabel(what):
     try:
         import nibabel
     except ImportError:
-        raise ImportError(
-            "reading NIfTI files needs nibabel: pip install braincoder[nifti]"
-        ) from None
+        raise ImportError(f"{what} NIfTI files needs nibabel: pip install braincoder[nifti]"
+                          ) from None
+    return nibabel
+
+
+def _read_nifti(path, mask):
+    nibabel = _nibabel("reading")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     volume = np.asarray(nibabel.load(path).get_fdata(), dtype=np.float64)
@@ -162,6 +167,82 @@ def _read_nifti(path, mask):
     values = volume.reshape(-1, volume.shape[3])[positions].T
     return pd.DataFrame(values, index=pd.RangeIndex(values.shape[0], name=TIME),
                         columns=pd.Index(positions, name=VOXEL))
+
+
+def write_nifti(frame, reference, path):
+    """Write voxel-indexed values (e.g. parameter or R² maps) into a reference image's space.
+
+    Parameters
+    ----------
+    frame : DataFrame or Series
+        Values indexed by voxel, where each voxel label is its flat (C-order) position in
+        the reference volume, as in the columns :func:`read_table` returns for NIfTI data.
+        A Series or one-column DataFrame gives a 3D image; several columns give a 4D image
+        with one volume per column, in column order.
+    reference : str or path
+        NIfTI image (3D or 4D) whose first three dimensions, affine and header define the
+        output space, typically the BOLD run the values were fitted on.
+    path : str or path
+        Destination ``.nii`` or ``.nii.gz`` file.
+
+    Returns
+    -------
+    Path
+        The written file. Voxels absent from ``frame`` are NaN; values are stored as float32.
+
+    Raises
+    ------
+    ImportError
+        If ``nibabel`` is not installed.
+    FileNotFoundError
+        If ``reference`` does not exist.
+    ValueError
+        For a destination that is not NIfTI, voxel labels that are not integer positions
+        inside the reference volume or that repeat, or non-numeric values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from braincoder.utils.io import write_nifti
+    >>> r2 = pd.Series([0.4, 0.7], index=[0, 5], name="r2")
+    >>> write_nifti(r2, "bold.nii.gz", "r2.nii.gz")  # doctest: +SKIP
+    """
+    nibabel = _nibabel("writing")
+    path, reference = Path(path), Path(reference)
+    if _suffix(path) not in _NIFTI_SUFFIXES:
+        raise ValueError(f"{path.name}: write_nifti writes .nii or .nii.gz files")
+    if not reference.is_file():
+        raise FileNotFoundError(f"no such file: {str(reference)!r}")
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    image = nibabel.load(reference)
+    shape = tuple(image.shape[:3])
+    try:
+        positions = np.asarray(frame.index, dtype=np.float64)
+    except (TypeError, ValueError):
+        positions = np.array([np.nan])
+    size = int(np.prod(shape))
+    if not np.all(np.isfinite(positions)) or np.any(positions != np.round(positions)) \
+            or np.any(positions < 0) or np.any(positions >= size):
+        raise ValueError(f"voxel labels must be integer positions 0 … {size - 1} in the "
+                         f"reference volume of shape {shape}; got e.g. {frame.index[:3].tolist()}")
+    positions = positions.astype(np.int64)
+    if len(np.unique(positions)) != len(positions):
+        raise ValueError("voxel labels repeat: each voxel must appear once")
+    try:
+        values = frame.to_numpy(dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError("write_nifti needs numeric values") from None
+    volume = np.full((size, values.shape[1]), np.nan, dtype=np.float32)
+    volume[positions] = values
+    volume = volume.reshape(*shape, values.shape[1])
+    if values.shape[1] == 1:
+        volume = volume[..., 0]
+    header = image.header.copy()
+    header.set_data_dtype(np.float32)
+    header.set_slope_inter(None, None)
+    nibabel.save(nibabel.Nifti1Image(volume, image.affine, header), path)
+    return path
 
 
 def write_table(frame, path):
