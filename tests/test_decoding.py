@@ -382,5 +382,33 @@ def test_bad_inputs(numerosity, retinotopy):
         ResidualFitter(model, data, [3.0, 7.0], lambd=2.0)
     with pytest.raises(ValueError, match="method"):
         ResidualFitter(model, data, [3.0, 7.0]).fit(method="cauchy")
-    with pytest.raises(ValueError, match="1D stimuli"):
+    with pytest.raises(ValueError, match="not computed for image stimuli"):
         retinotopy["model"].get_fisher_information(omega=retinotopy["omega"])
+
+
+def test_fisher_information_matrix_of_a_multidimensional_stimulus():
+    rng = np.random.default_rng(3)
+    voxels = pd.Index([f"v{i}" for i in range(8)], name="voxel")
+    weights = pd.DataFrame(rng.normal(size=(3, 8)), columns=voxels,
+                           index=pd.Index(["contrast", "speed", "size"], name="feature"))
+    model = LinearModel(weights=weights)
+    a = rng.normal(size=(8, 8))
+    omega = pd.DataFrame(a @ a.T / 8 + 0.5 * np.eye(8), index=voxels, columns=voxels)
+    stimuli = pd.DataFrame(rng.normal(size=(4, 3)), columns=weights.index,
+                           index=pd.Index(list("abcd"), name="trial"))
+    info = model.get_fisher_information(stimuli, omega=omega)
+    assert list(info.index) == list("abcd") and info.shape == (4, 9)
+    assert info.columns.names == ["feature", "feature_2"]
+    # Linear tuning: J = W Ω⁻¹ Wᵀ at every stimulus.
+    w = weights.to_numpy()
+    reference = w @ np.linalg.solve(omega.to_numpy(), w.T)
+    for trial in info.index:
+        np.testing.assert_allclose(info.loc[trial].to_numpy().reshape(3, 3), reference,
+                                   rtol=1e-5)
+    assert info.loc["a", ("speed", "size")] == pytest.approx(reference[1, 2], rel=1e-5)
+    sampled = model.get_fisher_information(stimuli.iloc[:2], omega=omega, analytical=False,
+                                           n=4000, seed=2).to_numpy().reshape(2, 3, 3)
+    scale = np.sqrt(np.outer(np.diag(reference), np.diag(reference)))
+    assert (np.abs(sampled - reference) / scale).max() < 0.1
+    t_info = model.get_fisher_information(stimuli, omega=omega, dof=5.0)
+    np.testing.assert_allclose(t_info, info * (5 + 8) / (5 + 8 + 2), rtol=1e-9)

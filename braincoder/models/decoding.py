@@ -395,19 +395,21 @@ class DecodingMixin:
         self, stimuli=None, omega=None, dof=None, weights=None, parameters=None, n=1000,
         analytical=True, seed=0,
     ):
-        """Fisher information of the voxel population about a 1D stimulus.
+        """Fisher information of the voxel population about the stimulus.
 
-        Analytical: :math:`J(s) = f'(s)^\\top \\Omega^{-1} f'(s)`, scaled by
-        :math:`(\\nu + n)/(\\nu + n + 2)` for Student-t noise with :math:`\\nu` degrees of
-        freedom and :math:`n` voxels; the derivative of the (HRF-free) prediction comes from
-        automatic differentiation, for all stimuli at once. Sampled: the variance, over
-        ``n`` noisy responses simulated at each stimulus, of the score
-        :math:`\\partial_s \\log p(y \\mid s)`.
+        Analytical: :math:`J(s) = F(s)^\\top \\Omega^{-1} F(s)` with :math:`F` the voxel ×
+        dimension Jacobian of the (HRF-free) prediction from automatic differentiation, for
+        all stimuli at once; scaled by :math:`(\\nu + n)/(\\nu + n + 2)` for Student-t noise
+        with :math:`\\nu` degrees of freedom and :math:`n` voxels. Sampled: the covariance,
+        over ``n`` noisy responses simulated at each stimulus, of the score
+        :math:`\\nabla_s \\log p(y \\mid s)`. A 1D stimulus gives one value per stimulus; a
+        stimulus with :math:`d` dimensions gives the :math:`d \\times d` Fisher information
+        matrix per stimulus (its inverse bounds the covariance of unbiased decoders).
 
         Parameters
         ----------
-        stimuli : array-like, shape (n_stimuli,), optional
-            Stimulus values (default grid when None).
+        stimuli : array-like, shape (n_stimuli,) or (n_stimuli, n_dimensions), optional
+            Stimuli at which to evaluate (default grid when None).
         omega, dof : optional
             Noise model (see :meth:`likelihood`).
         weights, parameters : DataFrame, optional
@@ -421,20 +423,34 @@ class DecodingMixin:
 
         Returns
         -------
-        Series
-            Fisher information indexed by stimulus value, named ``"fisher_information"``.
+        Series or DataFrame
+            1D stimuli: a Series indexed by stimulus value, named ``"fisher_information"``.
+            Several dimensions: a DataFrame indexed like ``stimuli`` whose columns, a
+            ``(dimension, dimension)`` MultiIndex of the stimulus dimension labels (the
+            columns of ``stimuli`` when it is a DataFrame), hold the entries of the symmetric
+            matrix.
 
         Raises
         ------
         ValueError
-            For stimuli with more than one dimension or a bad ``omega``.
+            For image stimuli (one dimension per pixel: decode positions or candidates with
+            :meth:`likelihood` instead), stimuli of the wrong width, or a bad ``omega``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from braincoder.models import GaussianPRF
+        >>> model = GaussianPRF(parameters=[[2.0, 1.0, 1.0, 0.0], [6.0, 1.0, 1.0, 0.0]])
+        >>> info = model.get_fisher_information([1.0, 2.0, 3.0], omega=np.eye(2))
+        >>> bool(info.loc[2.0] < info.loc[1.0])  # flat at the pRF peak, steep on its flank
+        True
         """
-        grid, columns, _ = self._stimulus_grid(stimuli, "stimuli")
-        if grid.shape[1] != 1:
+        if isinstance(self.stimulus, ImageStimulus):
             raise ValueError(
-                "Fisher information is computed for 1D stimuli; this model's stimuli have "
-                f"{grid.shape[1]} dimensions"
+                "Fisher information is not computed for image stimuli (one dimension per "
+                "pixel); use likelihood() over candidate positions or images instead"
             )
+        grid, columns, _ = self._stimulus_grid(stimuli, "stimuli")
         inputs = self._decoding_inputs(
             None, parameters, weights, omega, dof, pd.DataFrame(grid)
         )
@@ -445,20 +461,32 @@ class DecodingMixin:
             if int(n) < 2:
                 raise ValueError(f"n must be >= 2 for the sampled estimate, got {n}")
             values = self._sampled_fisher(grid, inputs, chol, int(n), seed)
-        return pd.Series(values, index=columns, name="fisher_information")
+        n_dims = grid.shape[1]
+        if n_dims == 1:
+            return pd.Series(values[:, 0, 0], index=columns, name="fisher_information")
+        labels = stimuli.columns if isinstance(stimuli, pd.DataFrame) else \
+            self.stimulus.dimension_labels
+        if labels is None or len(labels) != n_dims:
+            labels = pd.RangeIndex(n_dims, name="dimension")
+        name = labels.name or "dimension"
+        pairs = pd.MultiIndex.from_product([labels, labels], names=[name, f"{name}_2"])
+        return pd.DataFrame(values.reshape(len(grid), -1), index=columns, columns=pairs)
 
     def _analytical_fisher(self, grid, inputs, chol):
+        """Fisher information matrices, shape (n_stimuli, n_dimensions, n_dimensions)."""
         stimuli = tf.constant(grid)
         with tf.GradientTape() as tape:
             tape.watch(stimuli)
             response = self._stimulus_response(
                 stimuli, inputs.parameters, inputs.weights, inputs.columns
             )
-        derivative = tf.cast(tape.batch_jacobian(response, stimuli)[..., 0], tf.float64)
-        whitened = tf.linalg.triangular_solve(chol, tf.transpose(derivative), lower=True)
-        fisher = tf.reduce_sum(tf.square(whitened), axis=0).numpy()
+        jacobian = tf.cast(tape.batch_jacobian(response, stimuli), tf.float64)  # s × v × d
+        n_stimuli, n_voxels, n_dims = jacobian.shape
+        stacked = tf.reshape(tf.transpose(jacobian, [1, 0, 2]), (n_voxels, -1))
+        whitened = tf.linalg.triangular_solve(chol, stacked, lower=True)
+        whitened = tf.transpose(tf.reshape(whitened, (n_voxels, n_stimuli, n_dims)), [1, 0, 2])
+        fisher = tf.einsum("svi,svj->sij", whitened, whitened).numpy()
         if inputs.dof is not None:
-            n_voxels = inputs.omega.shape[0]
             fisher = fisher * (inputs.dof + n_voxels) / (inputs.dof + n_voxels + 2.0)
         return fisher
 
@@ -491,6 +519,8 @@ class DecodingMixin:
                 else:
                     log_p = mvt_logpdf(observed, prediction, chol, inputs.dof)
                 total = tf.reduce_sum(log_p)
-            score = tape.gradient(total, stimuli).numpy().astype(np.float64).reshape(-1, n)
-            out.append(score.var(axis=1, ddof=1))
+            score = tape.gradient(total, stimuli).numpy().astype(np.float64)
+            score = score.reshape(-1, n, grid.shape[1])
+            centred = score - score.mean(axis=1, keepdims=True)
+            out.append(np.einsum("sni,snj->sij", centred, centred) / (n - 1))
         return np.concatenate(out)
