@@ -158,6 +158,33 @@ def test_aleatoric_loss_is_gaussian_nll(data):
     assert sigma.shape == (4, 1) and np.all(sigma > 0)
 
 
+def test_bayesian_decoder_elbo_and_epistemic_uncertainty(data):
+    train = data["train"]
+    model = _eeg_model(bayesian_decoder=True)
+    eeg, volumes = data["eeg"][train][:96], data["volumes"][train][:96]
+    history = DeepFitter(model, eeg, volumes).fit(epochs=4, validation_split=0.0, **QUIET)
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    # The KL term is scaled to the negative ELBO per element: 1 / (samples × voxels).
+    assert float(model.decoder.kl_factor) == pytest.approx(1 / (96 * 512))
+    frame = pd.DataFrame(data["eeg"][:5].reshape(5, -1),
+                         index=pd.Index(list("abcde"), name="trial"))
+    mean, sd = model.predict_with_uncertainty(frame, n_samples=200)
+    assert mean.index.equals(frame.index) and sd.shape == (5, 512)
+    # The decoder is linear in its kernel, so the draws average to the posterior-mean
+    # prediction and spread as sqrt(sum_i h_i^2 sigma_ij^2) for the decoder's input h.
+    point = model.predict(frame)
+    latent = model.encode(data["eeg"][:5].astype("float32"))[0]
+    hidden = np.asarray(latent).reshape(5, -1)
+    scale = np.asarray(model.decoder.kernel_scale)
+    expected = np.sqrt((hidden[:, :, None] ** 2 * scale[None] ** 2).sum(axis=1))
+    assert np.abs(mean - point).to_numpy().max() < 5 * (expected / np.sqrt(200)).max()
+    assert np.median(sd.to_numpy() / expected) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError, match="bayesian_decoder=True"):
+        _eeg_model().predict_with_uncertainty(frame)
+    with pytest.raises(ValueError, match="n_samples"):
+        model.predict_with_uncertainty(frame, n_samples=1)
+
+
 # --------------------------------------------------------------------------- pandas and saving
 
 
@@ -176,7 +203,8 @@ def test_predict_keeps_index_and_simulate_adds_noise(data, trained):
 @pytest.mark.parametrize(
     "flags",
     [{}, dict(inverse_DFT=True, variational_iDFT=True, topographical_attention=True,
-              conditional_attention_style=True, fourier_features=True, random_fourier=True)],
+              conditional_attention_style=True, fourier_features=True, random_fourier=True),
+     dict(bayesian_decoder=True, aleatoric_uncertainty=True)],
 )
 def test_save_load_identical_predictions(data, trained, tmp_path, flags):
     model = trained["model"] if not flags else _eeg_model(**flags)

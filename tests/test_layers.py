@@ -8,6 +8,7 @@ import scipy.special
 
 from braincoder.layers import (
     DCT3D,
+    DenseFlipout,
     FourierFeatures,
     LocallyConnected3D,
     RandomFourierFeatures,
@@ -15,6 +16,7 @@ from braincoder.layers import (
     TopographicalAttention,
     iDCT3D,
     sample_von_mises,
+    scale_kl_divergence,
     variational_iDCT3D,
 )
 
@@ -167,6 +169,7 @@ LAYERS = [
     (lambda: TopographicalAttention(4, key_dim=3, seed=0), (2, 4, 6)),
     (lambda: ResBlock3D(3, 2, strides=(2, 1, 1), seed=0), (2, 4, 4, 4, 2)),
     (lambda: LocallyConnected3D(2, 2, seed=0), (2, 3, 3, 3, 1)),
+    (lambda: DenseFlipout(3, activation="tanh", prior_scale=0.5, kl_weight=0.1, seed=2), (4, 5)),
 ]
 
 
@@ -188,3 +191,59 @@ def test_config_round_trip(make, shape):
     for a, b in zip(outs, clones, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert type(clone).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_dense_flipout_moments_match_the_posterior():
+    layer = DenseFlipout(3, seed=4)
+    x = _x(1, 5)
+    layer(x)
+    scale = RNG.uniform(0.05, 0.5, size=(5, 3))
+    layer.kernel_rho.assign(np.log(np.expm1(scale)).astype("float32"))
+    mean = keras.ops.convert_to_numpy(layer(x))
+    reference = x @ keras.ops.convert_to_numpy(layer.kernel_loc)
+    np.testing.assert_allclose(mean, reference, rtol=1e-5, atol=1e-6)
+    draws = np.concatenate([keras.ops.convert_to_numpy(layer(x, sample=True))
+                            for _ in range(3000)])
+    # Each output is x·w_j with w_ij ~ N(mu_ij, sigma_ij^2): variance sum_i x_i^2 sigma_ij^2.
+    variance = (x[0, :, None] ** 2 * scale**2).sum(axis=0)
+    assert np.all(np.abs(draws.mean(axis=0) - reference[0]) < 4 * np.sqrt(variance / 3000))
+    np.testing.assert_allclose(draws.var(axis=0), variance, rtol=0.1)
+    # training=True samples too; training=False with sample=False does not.
+    assert not np.allclose(keras.ops.convert_to_numpy(layer(x, training=True)), mean)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=True,
+                                                                    sample=False)), mean)
+
+
+def test_dense_flipout_perturbations_differ_across_the_batch():
+    layer = DenseFlipout(4, posterior_scale_init=0.5, seed=1)
+    x = np.repeat(_x(1, 6), 2, axis=0)
+    mean = keras.ops.convert_to_numpy(layer(x))
+    draws = np.stack([keras.ops.convert_to_numpy(layer(x, sample=True)) - mean
+                      for _ in range(1500)])  # draw × example × unit
+    # Two examples with the same input share E but not the sign flips: their perturbations
+    # are uncorrelated, each with the posterior variance.
+    scale = keras.ops.convert_to_numpy(layer.kernel_scale)
+    np.testing.assert_allclose(draws.var(axis=0), np.tile((x[0, :, None] ** 2 * scale**2)
+                                                          .sum(axis=0), (2, 1)), rtol=0.15)
+    correlation = [np.corrcoef(draws[:, 0, j], draws[:, 1, j])[0, 1] for j in range(4)]
+    assert np.max(np.abs(correlation)) < 0.15
+
+
+def test_dense_flipout_kl_divergence_is_the_gaussian_formula():
+    layer = DenseFlipout(2, prior_scale=0.7, posterior_scale_init=0.2, kl_weight=0.25, seed=0)
+    layer(_x(3, 4))
+    mu = keras.ops.convert_to_numpy(layer.kernel_loc)
+    sigma = np.full_like(mu, 0.2)
+    expected = np.sum(np.log(0.7 / sigma) + (sigma**2 + mu**2) / (2 * 0.7**2) - 0.5)
+    assert float(layer.kl_divergence()) == pytest.approx(expected, rel=1e-5)
+    assert float(sum(layer.losses)) == pytest.approx(0.25 * expected, rel=1e-5)
+    # kl_weight=None: the factor is set from the number of training elements.
+    model = keras.Sequential([keras.Input((4,)), DenseFlipout(2, seed=0), DenseFlipout(1)])
+    assert scale_kl_divergence(model, 400) == 2
+    assert float(model.layers[0].kl_factor) == pytest.approx(1 / 400)
+    assert scale_kl_divergence(keras.Sequential([keras.Input((4,)), layer]), 10) == 0
+    for kwargs, match in [(dict(units=0), "units"), (dict(units=2, prior_scale=0), "prior_scale"),
+                          (dict(units=2, kl_weight=-1), "kl_weight"),
+                          (dict(units=2, posterior_scale_init=np.inf), "posterior_scale")]:
+        with pytest.raises(ValueError, match=match):
+            DenseFlipout(**kwargs)

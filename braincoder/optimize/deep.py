@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from .._layers_bayes import scale_kl_divergence
 from ..utils.validation import check_kwargs
 from ._monitor import resolve_log_dir
 
@@ -204,6 +205,8 @@ class DeepFitter:
             validation = (
                 self.inputs[n_train:], {key: value[n_train:] for key, value in targets.items()}
             )
+        # Bayesian layers: KL term scaled to the negative ELBO per element of the data term.
+        scale_kl_divergence(self.model, n_train * int(np.prod(self.targets.shape[1:])))
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         callbacks = []
         monitor = "val_loss" if n_val else "loss"

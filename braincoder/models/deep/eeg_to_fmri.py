@@ -17,6 +17,7 @@ from keras import ops
 
 from ...layers import (
     DCT3D,
+    DenseFlipout,
     FourierFeatures,
     RandomFourierFeatures,
     TopographicalAttention,
@@ -133,6 +134,13 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
     aleatoric_uncertainty : bool, default False
         Add a σ̂ output (``Dense(1, activation="exponential")`` of the latent) and train with
         :func:`gaussian_nll`.
+    bayesian_decoder : bool, default False
+        Make the dense decoder a :class:`braincoder.layers.DenseFlipout` (Gaussian posterior
+        over its kernel, KL term in the loss scaled to the negative ELBO per element by
+        :class:`braincoder.optimize.DeepFitter`): the reference's Bayesian decoder, whose
+        spread :meth:`predict_with_uncertainty` reports as epistemic uncertainty. The
+        reference enables it together with ``aleatoric_uncertainty``; here both are separate
+        flags.
     variational_coefs : tuple of 3 int, optional
         Extra coefficients of the variational inverse (default one per axis where room).
     variational_dist : {"von_mises"}, default "von_mises"
@@ -167,11 +175,6 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
         For a malformed ``na_spec``, an EEG shape incompatible with it, inconsistent flags or
         missing volume shape, before any layer is built.
 
-    Notes
-    -----
-    The reference's Bayesian ``DenseFlipout`` decoder is not reproduced (no TensorFlow
-    Probability); ``aleatoric_uncertainty`` adds the σ̂ output and NLL only.
-
     Examples
     --------
     >>> import numpy as np
@@ -205,6 +208,7 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
         DFT=False,  # noqa: N803
         variational_iDFT=False,  # noqa: N803
         aleatoric_uncertainty=False,
+        bayesian_decoder=False,
         variational_coefs=None,
         variational_dist="von_mises",
         variational_iDFT_dependent=False,  # noqa: N803
@@ -258,6 +262,7 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
             conditional_attention_style_prior=bool(conditional_attention_style_prior),
             inverse_DFT=bool(inverse_DFT), DFT=bool(DFT), variational_iDFT=bool(variational_iDFT),
             aleatoric_uncertainty=bool(aleatoric_uncertainty),
+            bayesian_decoder=bool(bayesian_decoder),
             variational_coefs=None if variational_coefs is None else list(variational_coefs),
             variational_dist=variational_dist,
             variational_iDFT_dependent=bool(variational_iDFT_dependent),
@@ -304,9 +309,12 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
             seed_ff = 0 if seed is None else seed + 1200
             self.features = cls(max(1, n_latent), seed=seed_ff, name="fourier_features")
         n_out = int(np.prod(resolution if inverse_DFT else volume_shape))
-        self.decoder = keras.layers.Dense(
-            n_out, kernel_initializer=glorot(seed=_offset(seed, 2000)), name="eeg_decoder"
-        )
+        if bayesian_decoder:
+            self.decoder = DenseFlipout(n_out, seed=_offset(seed, 2000), name="eeg_decoder")
+        else:
+            self.decoder = keras.layers.Dense(
+                n_out, kernel_initializer=glorot(seed=_offset(seed, 2000)), name="eeg_decoder"
+            )
         self.dct = DCT3D(name="dct") if inverse_DFT and (DFT or low_resolution_decoder) else None
         self.inverse = None
         if inverse_DFT and variational_iDFT:
@@ -357,7 +365,7 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
             latent = latent * self.style_prior
         return ops.reshape(latent, (-1, *self.latent_shape)), scores
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, sample_decoder=None):
         """Synthesise volumes from EEG.
 
         Parameters
@@ -365,7 +373,10 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
         inputs : tensor, shape (batch, channels, frequencies, windows)
             EEG samples.
         training : bool, default False
-            Training mode (sampling of the variational inverse, dropout, BN).
+            Training mode (sampling of the variational inverse and of a Bayesian decoder,
+            dropout, BN).
+        sample_decoder : bool, optional
+            Bayesian decoder only: sample its kernel (default: as ``training``).
 
         Returns
         -------
@@ -376,7 +387,10 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
         latent, scores = self.encode(inputs, training=training)
         flat = ops.reshape(latent, (-1, int(np.prod(self.latent_shape))))
         hidden = flat if self.features is None else self.features(flat)
-        decoded = self.decoder(hidden)
+        if isinstance(self.decoder, DenseFlipout):
+            decoded = self.decoder(hidden, training=training, sample=sample_decoder)
+        else:
+            decoded = self.decoder(hidden)
         if self.inverse is None:
             volume = ops.reshape(decoded, (-1, *self.volume_shape))
         else:
@@ -393,6 +407,58 @@ class EEG_to_fMRI(DeepEncodingModel, keras.Model):  # noqa: N801 - public name o
         if scores is not None:
             outputs["attention"] = scores
         return outputs
+
+    def predict_with_uncertainty(self, paradigm, n_samples=32, batch_size=64, voxels=None):
+        """Monte Carlo mean and epistemic standard deviation of the predicted BOLD.
+
+        Each of ``n_samples`` forward passes (inference mode: no dropout, batch-norm moving
+        statistics) draws the Bayesian decoder's kernel from its posterior; the spread of the
+        predictions is the model's uncertainty about its decoder weights. Add the σ̂ output
+        of :meth:`predict_outputs` (``aleatoric_uncertainty=True``) for the noise of the data.
+
+        Parameters
+        ----------
+        paradigm : DataFrame or array-like
+            EEG samples (see :meth:`format_paradigm`).
+        n_samples : int, default 32
+            Posterior draws.
+        batch_size : int, default 64
+            Samples per forward pass.
+        voxels : Index or array-like, optional
+            Voxel labels, as in :meth:`predict`.
+
+        Returns
+        -------
+        mean, sd : DataFrame, shape (n_samples_in, n_voxels)
+            Mean and standard deviation over the draws, indexed like the paradigm.
+
+        Raises
+        ------
+        ValueError
+            Without ``bayesian_decoder=True``, for ``n_samples`` < 2, or a paradigm that does
+            not match the model.
+        """
+        if not isinstance(self.decoder, DenseFlipout):
+            raise ValueError("predict_with_uncertainty needs a model built with "
+                             "bayesian_decoder=True")
+        if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 2:
+            raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+        values, index = self.format_paradigm(paradigm)
+        total = np.zeros((len(values), int(np.prod(self.volume_shape))))
+        total_sq = np.zeros_like(total)
+        for _ in range(int(n_samples)):
+            for start in range(0, len(values), batch_size):
+                chunk = self(values[start : start + batch_size], training=False,
+                             sample_decoder=True)["volume"]
+                flat = ops.convert_to_numpy(chunk).reshape(len(chunk), -1).astype(np.float64)
+                total[start : start + batch_size] += flat
+                total_sq[start : start + batch_size] += flat**2
+        mean = total / n_samples
+        sd = np.sqrt(np.maximum(total_sq / n_samples - mean**2, 0.0) * n_samples
+                     / (n_samples - 1))
+        shape = (len(values), *self.volume_shape, 1)
+        return (self.volumes_to_frame(mean.reshape(shape), index, voxels),
+                self.volumes_to_frame(sd.reshape(shape), index, voxels))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Volume MSE (or Gaussian NLL), plus latent MSE when a latent target is given.
