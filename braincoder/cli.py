@@ -145,7 +145,8 @@ def _fit_prf(args, model, data, paradigm):
     grid = fitter.fit_grid(**_prf_grid(args, model, fitter.paradigm))
     grid = fitter.refine_baseline_and_amplitude(grid)
     parameters = fitter.fit(init_pars=grid, max_n_iterations=args.max_iterations,
-                            method=args.method, progressbar=_progress(args))
+                            method=args.method, progressbar=_progress(args),
+                            checkpoint_dir=args.checkpoint_dir)
     return parameters, None, fitter.r2, fitter.predictions
 
 
@@ -335,6 +336,8 @@ def build_parser():
                      "parameters.nii.gz and r2.nii.gz maps)")
     fit.add_argument("--save-predictions", action="store_true", help="write predictions.tsv")
     fit.add_argument("--log-dir", help="TensorBoard directory (iterative fits)")
+    fit.add_argument("--checkpoint-dir", help="save finished voxel chunks there and resume "
+                     "an interrupted fit from them (iterative fits)")
     fit.add_argument("--grid-size", type=int, default=10, help="grid points per position axis")
     fit.add_argument("--sd-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                      help="range of the size grid (sd or kappa)")

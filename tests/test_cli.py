@@ -48,8 +48,11 @@ def test_fit_predict_round_trip_matches_python_api(demo, tmp_path, capsys):
         capsys, "fit", "--model", "gaussian_prf_2d_hrf", "--data", demo / "bold.tsv",
         "--paradigm", demo / "design.npy", "--grid-coordinates", demo / "grid.tsv",
         "--tr", "1.5", "--out", out, "--save-predictions", "--grid-size", "5", "--n-sd", "4",
-        "--max-iterations", "20", "--log-dir", tmp_path / "tb", "--quiet")
+        "--max-iterations", "20", "--log-dir", tmp_path / "tb", "--quiet",
+        "--checkpoint-dir", tmp_path / "chunks")
     assert code == 0, streams.err
+    assert (tmp_path / "chunks" / "manifest.json").exists()
+    assert list((tmp_path / "chunks").glob("chunk-*.npz"))
     assert {p.name for p in out.iterdir()} == {"parameters.tsv", "r2.tsv", "model.json",
                                                "predictions.tsv"}
     r2 = read_table(out / "r2.tsv")["r2"]

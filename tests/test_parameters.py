@@ -402,3 +402,54 @@ def test_gaussian_noise_model_converges_faster_with_first_order_steps():
                noise_model="gaussian", max_n_iterations=100, min_n_iterations=100,
                progressbar=False)
     assert len(fitter.frozen_voxels) == 0
+
+
+def test_checkpoint_dir_resumes_an_interrupted_fit(experiment, fitted, tmp_path, monkeypatch):
+    import dataclasses
+
+    from braincoder.optimize import _fit
+
+    _, grid = fitted
+    data, init = experiment.data.iloc[:, :30], grid.iloc[:30]
+    limit = 10 * 4 * (2 * 6 * (400 + 160) + 4 * 160)  # ten voxels per chunk: three chunks
+
+    def fitter():
+        return ParameterFitter(experiment.model, data, experiment.paradigm, memory_limit=limit)
+
+    reference = fitter().fit(init_pars=init, progressbar=False)
+    original = _fit.fit_chunk_lm
+    calls = {"n": 0, "interrupt_at": 2}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        result = original(*args, **kwargs)
+        if calls["n"] == calls["interrupt_at"]:
+            return dataclasses.replace(result, stop_reason="interrupted")
+        return result
+
+    monkeypatch.setattr(_fit, "fit_chunk_lm", counted)
+    directory = tmp_path / "checkpoints"
+    first = fitter()
+    first.fit(init_pars=init, progressbar=False, checkpoint_dir=directory)
+    assert "interrupted" in first.stop_reason and calls["n"] == 2
+    # Only the finished chunk is on disk; the interrupted one is not.
+    assert sorted(p.name for p in directory.glob("chunk-*")) == ["chunk-000000.npz"]
+
+    calls.update(n=0, interrupt_at=None)
+    resumed = fitter()
+    estimates = resumed.fit(init_pars=init, progressbar=False, checkpoint_dir=directory)
+    assert resumed.resumed_chunks == 1 and calls["n"] == 2
+    pd.testing.assert_frame_equal(estimates, reference, atol=1e-5)
+    pd.testing.assert_series_equal(resumed.r2, fitter().get_rsq(reference), atol=1e-6)
+
+    calls["n"] = 0
+    again = fitter()
+    pd.testing.assert_frame_equal(
+        again.fit(init_pars=init, progressbar=False, checkpoint_dir=directory), estimates)
+    assert again.resumed_chunks == 3 and calls["n"] == 0
+
+    with pytest.raises(ValueError, match="holds the chunks of a different fit"):
+        fitter().fit(init_pars=init + 0.01, progressbar=False, checkpoint_dir=directory)
+    with pytest.raises(ValueError, match="different fit"):
+        fitter().fit(init_pars=init, progressbar=False, checkpoint_dir=directory,
+                     max_n_iterations=50)

@@ -20,6 +20,7 @@ from ..utils.validation import (
     warn_constant,
 )
 from ._bounds import parameter_bounds
+from ._checkpoint import ChunkCheckpoint, fingerprint
 from ._chunks import FitSettings, fit_chunk_adam, fit_chunk_lm
 from ._monitor import FitMonitor, resolve_log_dir
 
@@ -41,7 +42,7 @@ class FitMixin:
     def fit(self, max_n_iterations=1000, min_n_iterations=100, init_pars=None, confounds=None,
             optimizer=None, fixed_pars=None, shared_pars=None, noise_model="ssq",
             store_intermediate_parameters=False, r2_atol=1e-6, lag=100, learning_rate=0.01,
-            progressbar=True, method=None, **adam_kwargs):
+            progressbar=True, method=None, checkpoint_dir=None, **adam_kwargs):
         """Estimate per-voxel parameters by iterative optimisation.
 
         Parameters
@@ -83,6 +84,12 @@ class FitMixin:
             Show a tqdm bar (step, mean R², best R²).
         method : {"lm", "adam"}, optional
             Batched Levenberg–Marquardt (default) or gradient descent with ``optimizer``.
+        checkpoint_dir : str or path, optional
+            Save every finished voxel chunk there (``.npz``, no pickle) and, when the same
+            fit (same data, starting values, paradigm, model, settings and memory limit) is
+            run again with this directory, load the finished chunks instead of fitting them:
+            a fit stopped by Ctrl-C, a crash or a time limit resumes where it was. An
+            interrupted chunk is not saved. Intermediate parameters are not checkpointed.
         **adam_kwargs
             Passed to ``keras.optimizers.Adam`` (only without ``optimizer``); an unknown
             keyword raises ``TypeError``.
@@ -91,6 +98,14 @@ class FitMixin:
         -------
         DataFrame
             Voxel × parameter estimates (also :attr:`estimated_parameters`).
+
+        Raises
+        ------
+        ValueError
+            For unknown, fixed-and-shared or badly shaped parameters, or a
+            ``checkpoint_dir`` that holds the chunks of a different fit.
+        TypeError
+            For unknown optimizer keywords.
         """
         noise_model = check_choice(noise_model, ("ssq", "gaussian"), "noise_model")
         if method is None:
@@ -159,6 +174,21 @@ class FitMixin:
         n_free = max(len(free), len(shared_columns), 1)
         per_voxel = 4 * (2 * (n_free + 1) * (n_pixels + n_timepoints) + 4 * n_timepoints)
         chunk = len(members) if shared else self._voxel_chunk_size(per_voxel)
+        checkpoint = None
+        if checkpoint_dir is not None:
+            key = fingerprint(
+                [y_all, theta0, self.paradigm.to_numpy(np.float32), members],
+                dict(method=method, noise_model=noise_model, fixed=fixed, shared=shared,
+                     max_n_iterations=int(max_n_iterations),
+                     min_n_iterations=int(min_n_iterations), r2_atol=float(r2_atol),
+                     lag=int(lag), learning_rate=float(learning_rate), chunk=int(chunk),
+                     optimizer=None if optimizer is None else optimizer.get_config(),
+                     adam_kwargs=adam_kwargs, model=type(self.model).__name__,
+                     model_config=self._model_description(),
+                     voxels=[str(v) for v in voxels]),
+            )
+            checkpoint = ChunkCheckpoint(checkpoint_dir, key)
+        self.resumed_chunks = 0
         theta = theta0.copy()
         sse = np.full(len(voxels), np.nan)
         sigma2 = np.full(len(voxels), np.nan)
@@ -167,16 +197,22 @@ class FitMixin:
         intermediate = []
         reasons, iterations = [], []
         try:
-            for start in range(0, max(len(members), 1), max(chunk, 1)):
+            for number, start in enumerate(range(0, max(len(members), 1), max(chunk, 1))):
                 index = members[start : start + chunk]
                 if index.size == 0:
                     break
-                y, sst = y_all[:, index], sst_all[index]
-                if method == "lm":
-                    result = fit_chunk_lm(y, theta0[index], sst, settings)
+                result = None if checkpoint is None else checkpoint.load(number, index)
+                if result is not None:
+                    self.resumed_chunks += 1
                 else:
-                    unbounded = _to_unbounded(self.model, theta0[index])
-                    result = fit_chunk_adam(y, unbounded, sst, settings)
+                    y, sst = y_all[:, index], sst_all[index]
+                    if method == "lm":
+                        result = fit_chunk_lm(y, theta0[index], sst, settings)
+                    else:
+                        unbounded = _to_unbounded(self.model, theta0[index])
+                        result = fit_chunk_adam(y, unbounded, sst, settings)
+                    if checkpoint is not None and result.stop_reason != "interrupted":
+                        checkpoint.save(number, index, result)
                 theta[index] = result.theta
                 if shared_columns:  # one value, exactly (vectorised transforms differ by an ulp)
                     theta[index[:, None], shared_columns] = result.theta[0, shared_columns]
@@ -192,9 +228,19 @@ class FitMixin:
                     break
         finally:
             monitor.close()
+        if self.resumed_chunks:
+            logger.info("resumed %d finished chunks from %s", self.resumed_chunks, checkpoint_dir)
         self._store_fit(theta, sse, sigma2, noise_model, usable, frozen, converged, reasons,
                         iterations, intermediate, monitor, run_dir)
         return self.estimated_parameters
+
+    def _model_description(self):
+        """JSON text of the model's specification (without values), or its class name."""
+        to_json = getattr(self.model, "to_json", None)
+        try:
+            return to_json(include_values=False) if to_json else type(self.model).__name__
+        except (TypeError, ValueError):
+            return type(self.model).__name__
 
     def _projector(self, confounds):
         if confounds is None:

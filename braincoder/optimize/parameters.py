@@ -60,6 +60,8 @@ class ParameterFitter(FitMixin):
         Voxels that met the convergence criterion.
     stop_reason : str
         Why the last fit stopped.
+    resumed_chunks : int
+        Voxel chunks of the last fit loaded from ``checkpoint_dir`` instead of fitted.
     intermediate_parameters : DataFrame or None
         Step × (parameter, voxel) values with ``store_intermediate_parameters=True``.
 
@@ -98,6 +100,7 @@ class ParameterFitter(FitMixin):
         self.n_iterations = 0
         self.n_converged = 0
         self.stop_reason = None
+        self.resumed_chunks = 0
         self.log_run_dir = None
         self._paradigm_tensor = tf.constant(self.paradigm.to_numpy(np.float32))
         self._predict = self._build_predict()
