@@ -29,7 +29,9 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_weights.py
 
 clean:
 	rm -rf docs/_build docs/auto_examples docs/generated demo_output
