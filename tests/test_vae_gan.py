@@ -286,3 +286,82 @@ def test_prf_inversion_cross_validation_picks_best_pair(sim):
         PRFInversionDecoder(model, sim.parameters.iloc[:3], smoothness=0.0, l2=0.0).fit(
             train.responses.iloc[:, :3], train.images
         )
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def test_augment_images_shape_range_and_seed(small):
+    from braincoder.models.deep._vae_gan_parts import augment_images
+
+    images = small.images[:6]
+    out = augment_images(images, copies=2, max_shift=2, max_rotation=10.0, seed=0)
+    assert out.shape == (12, 28, 28) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    # Copies differ from their originals but keep most of the ink.
+    assert np.abs(out - np.tile(images, (2, 1, 1))).mean() > 0.01
+    assert out.sum() == pytest.approx(2 * images.sum(), rel=0.15)
+    np.testing.assert_array_equal(out, augment_images(images, copies=2, seed=0))
+    assert not np.array_equal(out, augment_images(images, copies=2, seed=1))
+    # No shift and no rotation: exact copies.
+    same = augment_images(images, copies=1, max_shift=0, max_rotation=0.0)
+    np.testing.assert_allclose(same, images, atol=1e-6)
+    # A pure one-pixel shift moves the image's centre of mass by at most one pixel.
+    shifted = augment_images(images, copies=1, max_shift=1, max_rotation=0.0, seed=0)
+    rows = np.arange(28)[None, :, None]
+    com = lambda x: (x * rows).sum(axis=(1, 2)) / x.sum(axis=(1, 2))  # noqa: E731
+    assert np.all(np.abs(com(shifted) - com(images)) <= 1.0 + 1e-6)
+    with pytest.raises(ValueError, match="copies must be an integer >= 0"):
+        augment_images(images, copies=-1)
+    with pytest.raises(ValueError, match="max_rotation"):
+        augment_images(images, max_rotation=400)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        augment_images(images * 2)
+
+
+def test_fit_vae_gan_augmentation(small):
+    def run(**kwargs):
+        model = VAEGAN(seed=0, **TINY)
+        trainer = VAEGANTrainer(model, seed=0)
+        history = trainer.fit_vae_gan(small.images, epochs=1, progressbar=False,
+                                      batch_size=16, **kwargs)
+        return model, trainer, history
+
+    model, trainer, history = run(augment_copies=2)
+    plain, _, _ = run()
+    assert trainer.samples_per_second["vae_gan"] > 0 and len(history) == 1
+    # Augmented copies change what is learnt; the run stays deterministic with a seed.
+    assert not np.array_equal(model.encode(small.images[:3]), plain.encode(small.images[:3]))
+    model_b, _, history_b = run(augment_copies=2)
+    pd.testing.assert_frame_equal(history, history_b)
+    np.testing.assert_array_equal(model.encode(small.images[:3]), model_b.encode(small.images[:3]))
+    trainer = VAEGANTrainer(VAEGAN(**TINY))
+    with pytest.raises(ValueError, match="augment_copies must be an integer >= 0"):
+        trainer.fit_vae_gan(small.images, augment_copies=1.5)
+    with pytest.raises(ValueError, match="augment_shift"):
+        trainer.fit_vae_gan(small.images, augment_copies=1, augment_shift=28)
+    with pytest.raises(ValueError, match="augment_rotation"):
+        trainer.fit_vae_gan(small.images, augment_copies=1, augment_rotation=-1.0)
+
+
+def test_ridge_init_matches_closed_form(small, sim):
+    from braincoder.optimize.ridge import fit_ridge
+
+    model = VAEGAN(seed=0, **TINY)
+    trainer = VAEGANTrainer(model, fmri_encoder=fMRIEncoder(60, 4, hidden=(), dropout=0.0,
+                                                            seed=0), seed=0)
+    trainer.fit_vae_gan(small.images, epochs=2, progressbar=False)
+    # A tiny learning rate: one epoch barely moves the encoder from its initialisation.
+    trainer.fit_fmri_encoder(small.responses, small.images, epochs=1, learning_rate=1e-9,
+                             weight_decay=0.0, validation_split=0, ridge_init_alphas=(10.0,),
+                             progressbar=False)
+    x = small.responses.to_numpy()
+    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
+    expected = fit_ridge(scaled, model.encode(small.images), alphas=(10.0,)).predict(scaled)
+    np.testing.assert_allclose(model.fmri_to_latent(small.responses).to_numpy(), expected,
+                               atol=1e-4)
+    with pytest.raises(ValueError, match=r"linear fMRI encoder \(hidden=\(\)\)"):
+        VAEGANTrainer(VAEGAN(seed=0, **TINY), fmri_encoder=fMRIEncoder(60, 4, hidden=(8,))) \
+            .fit_fmri_encoder(small.responses, small.images, ridge_init_alphas=(1.0,))
+    with pytest.raises(ValueError, match="ridge_init_alphas must be one or more finite"):
+        trainer.fit_fmri_encoder(small.responses, small.images, ridge_init_alphas=(-1.0,))

@@ -254,7 +254,7 @@ class VAEGANTrainer:
     def fit_vae_gan(self, images, epochs=100, batch_size=32, learning_rate=1e-3,
                     kl_weight=0.1, feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.1,
                     validation_split=0.1, early_stopping_patience=20, image_every=10,
-                    progressbar=True):
+                    progressbar=True, augment_copies=0, augment_shift=2, augment_rotation=10.0):
         """Stage 1: train the visual encoder, generator and discriminator on images.
 
         With :math:`x` an image, :math:`(\\mu, \\log\\sigma^2)` the encoder output,
@@ -288,6 +288,14 @@ class VAEGANTrainer:
             Epochs between TensorBoard image grids.
         progressbar : bool, default True
             tqdm bar over epochs.
+        augment_copies : int, default 0
+            Randomly shifted and rotated copies of every training image added to the
+            training set (see :func:`~braincoder.models.deep._vae_gan_parts.augment_images`,
+            seeded by ``seed``); validation images are never augmented. 0 disables it.
+        augment_shift : int, default 2
+            Largest random shift of the copies, in pixels.
+        augment_rotation : float, default 10.0
+            Largest random rotation of the copies, in degrees.
 
         Returns
         -------
@@ -302,9 +310,19 @@ class VAEGANTrainer:
         """
         self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
                            image_every)
-        from ..models.deep._vae_gan_parts import check_images
+        from ..models.deep._vae_gan_parts import augment_images, check_images
 
         images = check_images(images, self.model.image_shape)
+        if isinstance(augment_copies, bool) or not isinstance(augment_copies, (int, np.integer)) \
+                or augment_copies < 0:
+            raise ValueError(f"augment_copies must be an integer >= 0, got {augment_copies!r}")
+        if isinstance(augment_shift, bool) or not isinstance(augment_shift, (int, np.integer)) \
+                or not 0 <= augment_shift < min(self.model.image_shape[:2]):
+            raise ValueError(
+                f"augment_shift must be an integer in [0, image size), got {augment_shift!r}"
+            )
+        if not 0.0 <= augment_rotation <= 180.0:
+            raise ValueError(f"augment_rotation must be in [0, 180], got {augment_rotation!r}")
         weights = {"kl_weight": kl_weight, "feature_weight": feature_weight,
                    "pixel_weight": pixel_weight, "adversarial_weight": adversarial_weight}
         for key, value in weights.items():
@@ -315,8 +333,14 @@ class VAEGANTrainer:
         stage = VAEGANStage(self.model, seed=self.seed, **weights)
         stage.compile_stage(learning_rate)
         val_images = images[val] if len(val) else None
+        train_images = images[train]
+        if augment_copies:
+            train_images = np.concatenate([train_images, augment_images(
+                train_images, augment_copies, augment_shift, augment_rotation, seed=self.seed
+            )])
         return self._run(
-            stage, "vae_gan", self._dataset((images[train],), batch_size), len(train), epochs,
+            stage, "vae_gan", self._dataset((train_images,), batch_size), len(train_images),
+            epochs,
             self.model.reconstruct_images, val_images, val_images, early_stopping_patience,
             image_every, progressbar,
         )
@@ -326,7 +350,7 @@ class VAEGANTrainer:
     def fit_fmri_encoder(self, fmri, images, epochs=200, batch_size=32, learning_rate=1e-3,
                          adversarial_weight=0.05, image_weight=0.0, weight_decay=1e-3,
                          validation_split=0.1, validation_data=None, early_stopping_patience=30,
-                         image_every=10, progressbar=True):
+                         image_every=10, progressbar=True, ridge_init_alphas=None):
         """Stage 2: train the fMRI encoder to predict the visual encoder's latents.
 
         The target of each trial is the latent mean :math:`\\mu(x)` of its image under the
@@ -364,6 +388,12 @@ class VAEGANTrainer:
             Epochs between TensorBoard image grids.
         progressbar : bool, default True
             tqdm bar over epochs.
+        ridge_init_alphas : sequence of float, optional
+            Initialise a linear fMRI encoder (``hidden=()``) with the closed-form ridge
+            regression of the latent targets on the standardised training voxels, alpha
+            chosen per latent dimension by 5-fold cross-validation on the training trials
+            among these values (one value: no cross-validation); gradient training then
+            starts from this solution. None (default) keeps the random initialisation.
 
         Returns
         -------
@@ -384,6 +414,16 @@ class VAEGANTrainer:
                            ("image_weight", image_weight), ("weight_decay", weight_decay)]:
             if not value >= 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")
+        if ridge_init_alphas is not None:
+            alphas = np.atleast_1d(np.asarray(ridge_init_alphas, dtype=np.float64))
+            if alphas.ndim != 1 or alphas.size == 0 or not np.isfinite(alphas).all() \
+                    or (alphas < 0).any():
+                raise ValueError(
+                    f"ridge_init_alphas must be one or more finite values >= 0, got "
+                    f"{ridge_init_alphas!r}"
+                )
+            if self.model.fmri_encoder is not None and self.model.fmri_encoder.hidden:
+                raise ValueError("ridge_init_alphas needs a linear fMRI encoder (hidden=())")
         encoder = self.model.fmri_encoder
         frame, train_images, val_x, val_images = self._paired(
             fmri, images, validation_data, validation_split, encoder
@@ -395,6 +435,18 @@ class VAEGANTrainer:
             self.model.fmri_encoder = encoder
         encoder.set_standardization(frame)
         targets = self.model.encode(train_images)
+        if ridge_init_alphas is not None:
+            if encoder.hidden:
+                raise ValueError("ridge_init_alphas needs a linear fMRI encoder (hidden=())")
+            from .ridge import fit_ridge
+
+            values = frame.to_numpy(np.float64)
+            scaled = (values - keras.ops.convert_to_numpy(encoder.input_mean)) \
+                / keras.ops.convert_to_numpy(encoder.input_scale)
+            solution = fit_ridge(scaled, targets, alphas=alphas,
+                                 cv=5 if alphas.size > 1 else None)
+            encoder.head.kernel.assign(solution.weights.astype(np.float32))
+            encoder.head.bias.assign(np.ravel(solution.intercept).astype(np.float32))
         keras.utils.set_random_seed(self.seed)
         stage = FMRIEncoderStage(self.model, adversarial_weight=adversarial_weight,
                                  image_weight=image_weight, seed=self.seed)

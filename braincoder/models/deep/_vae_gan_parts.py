@@ -24,6 +24,7 @@ __all__ = [
     "build_discriminator",
     "check_images",
     "check_fmri",
+    "augment_images",
 ]
 
 
@@ -167,6 +168,81 @@ def check_images(images, image_shape, what="images"):
             f"{what} must lie in [0, 1], found values in [{array.min():.3g}, {array.max():.3g}]"
         )
     return array
+
+
+def augment_images(images, copies=1, max_shift=2, max_rotation=10.0, seed=0):
+    """Randomly shifted and rotated copies of images (training-set augmentation).
+
+    Each copy of each image is rotated by an angle drawn uniformly in
+    ``[-max_rotation, max_rotation]`` degrees about the image centre (bilinear
+    interpolation, zero outside) and then shifted by integers drawn uniformly in
+    ``[-max_shift, max_shift]`` pixels along each axis (zero fill). Values are clipped to
+    [0, 1].
+
+    Parameters
+    ----------
+    images : array-like, shape (n, height, width) or (n, height, width, channels)
+        Images in [0, 1].
+    copies : int, default 1
+        Augmented copies per image (the originals are not included).
+    max_shift : int, default 2
+        Largest shift in pixels (0 for none).
+    max_rotation : float, default 10.0
+        Largest rotation in degrees (0 for none).
+    seed : int, default 0
+        Seed of the random shifts and angles.
+
+    Returns
+    -------
+    ndarray, shape (copies · n, ...)
+        float32 augmented images, same trailing shape as ``images``; copy ``k`` of image
+        ``i`` is row ``k · n + i``.
+
+    Raises
+    ------
+    ValueError
+        For images that are not 3- or 4-dimensional, non-finite or outside [0, 1], or for
+        negative or non-integer settings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.models.deep._vae_gan_parts import augment_images
+    >>> augment_images(np.zeros((3, 28, 28)), copies=2).shape
+    (6, 28, 28)
+    """
+    from scipy import ndimage
+
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (n, height, width[, channels]), got "
+                         f"{array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("images hold non-finite values")
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError("images must lie in [0, 1]")
+    for what, value in [("copies", copies), ("max_shift", max_shift)]:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{what} must be an integer >= 0, got {value!r}")
+    if not 0.0 <= max_rotation <= 180.0:
+        raise ValueError(f"max_rotation must be in [0, 180] degrees, got {max_rotation!r}")
+    rng = np.random.default_rng(seed)
+    n = len(array)
+    angles = rng.uniform(-max_rotation, max_rotation, size=copies * n)
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(copies * n, 2))
+    out = np.empty((copies * n,) + array.shape[1:], dtype=np.float32)
+    for row in range(copies * n):
+        image = array[row % n]
+        if max_rotation > 0:
+            image = ndimage.rotate(image, angles[row], axes=(0, 1), reshape=False, order=1,
+                                   mode="constant", cval=0.0)
+        shifted = np.zeros_like(image)
+        dy, dx = (int(v) for v in shifts[row])
+        h, w = image.shape[:2]
+        shifted[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        out[row] = shifted
+    return np.clip(out, 0.0, 1.0)
 
 
 def check_fmri(fmri, encoder, what="fmri"):
