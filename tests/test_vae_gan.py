@@ -365,3 +365,99 @@ def test_ridge_init_matches_closed_form(small, sim):
             .fit_fmri_encoder(small.responses, small.images, ridge_init_alphas=(1.0,))
     with pytest.raises(ValueError, match="ridge_init_alphas must be one or more finite"):
         trainer.fit_fmri_encoder(small.responses, small.images, ridge_init_alphas=(-1.0,))
+
+
+# --------------------------------------------------------------------------- latent spread
+
+
+def test_latent_sd_is_validation_rms_residual(trained, small):
+    model, trainer, _ = trained
+    _, val = trainer._split(len(small.images), 0.1)
+    # fit_generator leaves the fMRI encoder untouched, so the stored spread still matches.
+    predicted = model.fmri_to_latent(small.responses.iloc[val]).to_numpy()
+    residual = predicted - model.encode(small.images[val])
+    expected = np.sqrt(np.mean(residual.astype(np.float64) ** 2, axis=0))
+    stored = model.fmri_encoder.latent_sd.numpy()
+    assert (stored > 0).all()
+    np.testing.assert_allclose(stored, expected, rtol=1e-4)
+
+
+def test_reconstruct_n_samples_averages_latent_draws(trained, sim):
+    model, _, _ = trained
+    fmri = sim.responses.iloc[50:54]
+    plain = model.reconstruct(fmri)[0]
+    np.testing.assert_array_equal(model.reconstruct(fmri, n_samples=1, seed=5)[0], plain)
+    np.testing.assert_allclose(model.reconstruct(fmri, n_samples=3, sd_scale=0.0)[0], plain,
+                               atol=1e-6)
+    images, frame = model.reconstruct(fmri, n_samples=6, sd_scale=2.0, seed=1)
+    latents = model.fmri_to_latent(fmri).to_numpy()
+    sd = model.fmri_encoder.latent_sd.numpy()
+    eps = np.random.default_rng(1).standard_normal((6, 4))
+    expected = np.mean([model.decode(latents + (2.0 * sd * e).astype(np.float32))
+                        for e in eps], axis=0)
+    np.testing.assert_allclose(images, expected, atol=1e-6)
+    np.testing.assert_array_equal(frame.to_numpy().reshape(images.shape), images)
+    assert frame.index.equals(fmri.index)
+    np.testing.assert_array_equal(
+        images, model.reconstruct(fmri, n_samples=6, sd_scale=2.0, seed=1)[0]
+    )
+    assert not np.allclose(images, model.reconstruct(fmri, n_samples=6, sd_scale=2.0,
+                                                     seed=2)[0])
+    # Draws are shared by all trials: a row does not depend on the other rows.
+    np.testing.assert_allclose(
+        images[2:], model.reconstruct(fmri.iloc[2:], n_samples=6, sd_scale=2.0, seed=1)[0],
+        atol=1e-6,
+    )
+
+
+def test_save_load_keeps_latent_sd(trained, sim, tmp_path):
+    model, _, _ = trained
+    model.save(tmp_path / "vg")
+    loaded = VAEGAN.load(tmp_path / "vg")
+    np.testing.assert_array_equal(loaded.fmri_encoder.latent_sd.numpy(),
+                                  model.fmri_encoder.latent_sd.numpy())
+    fmri = sim.responses.iloc[100:103]
+    np.testing.assert_array_equal(model.reconstruct(fmri, n_samples=4, seed=3)[0],
+                                  loaded.reconstruct(fmri, n_samples=4, seed=3)[0])
+
+
+def test_latent_sd_bad_input(trained, sim):
+    model, _, _ = trained
+    fmri = sim.responses.iloc[:2]
+    for bad in (0, 1.5, True, -2):
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            model.reconstruct(fmri, n_samples=bad)
+    for bad in (-0.5, np.nan, np.inf):
+        with pytest.raises(ValueError, match="sd_scale must be a finite number >= 0"):
+            model.reconstruct(fmri, n_samples=2, sd_scale=bad)
+    encoder = fMRIEncoder(60, 4, hidden=(), seed=0)
+    assert not encoder.latent_sd.numpy().any()
+    encoder.set_latent_sd(0.25)
+    np.testing.assert_allclose(encoder.latent_sd.numpy(), 0.25)
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        encoder.set_latent_sd([0.1, 0.2])
+    with pytest.raises(ValueError, match="finite values >= 0"):
+        encoder.set_latent_sd([0.1, -0.2, 0.1, 0.1])
+
+
+def test_fit_generator_latent_noise(small, sim):
+    fmri = sim.responses.iloc[200:203]
+
+    def run(noise, zero_sd=False):
+        model = VAEGAN(seed=2, **TINY)
+        trainer = VAEGANTrainer(model, seed=2)
+        trainer.fit_vae_gan(small.images, epochs=1, progressbar=False)
+        trainer.fit_fmri_encoder(small.responses, small.images, epochs=1, progressbar=False)
+        if zero_sd:
+            model.fmri_encoder.set_latent_sd(0.0)
+        trainer.fit_generator(small.responses, small.images, epochs=2, latent_noise=noise,
+                              early_stopping_patience=None, progressbar=False)
+        return model.reconstruct(fmri)[0], trainer
+
+    base, trainer = run(0.0)
+    np.testing.assert_array_equal(run(2.0, zero_sd=True)[0], base)  # no spread: no noise
+    noisy = run(2.0)[0]
+    assert not np.allclose(noisy, base)
+    for bad in (-1.0, np.nan, True):
+        with pytest.raises(ValueError, match="latent_noise must be a finite number >= 0"):
+            trainer.fit_generator(small.responses, small.images, latent_noise=bad)

@@ -189,11 +189,16 @@ class FMRIEncoderStage(_Stage):
 
 
 class GeneratorStage(_Stage):
-    """Stage 3: generator fine-tuned on fMRI latents; the discriminator keeps learning."""
+    """Stage 3: generator fine-tuned on fMRI latents; the discriminator keeps learning.
+
+    With ``latent_noise > 0`` Gaussian noise of ``latent_noise`` times the fMRI encoder's
+    stored ``latent_sd`` is added to the latents of each batch.
+    """
 
     tracked = ("loss", "pixel_loss", "feature_loss", "generator_loss", "discriminator_loss")
 
-    def __init__(self, model, feature_weight, pixel_weight, adversarial_weight):
+    def __init__(self, model, feature_weight, pixel_weight, adversarial_weight,
+                 latent_noise=0.0, seed=None):
         super().__init__()
         self.fmri_encoder = model.fmri_encoder
         self.generator = model.generator
@@ -201,6 +206,8 @@ class GeneratorStage(_Stage):
         self.feature_weight = float(feature_weight)
         self.pixel_weight = float(pixel_weight)
         self.adversarial_weight = float(adversarial_weight)
+        self.latent_noise = float(latent_noise)
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def compile_stage(self, learning_rate):
         """One Adam optimizer for the generator, one for the discriminator."""
@@ -215,6 +222,11 @@ class GeneratorStage(_Stage):
         """One update of the generator and discriminator on fMRI-derived latents."""
         fmri, x = data
         latent = ops.stop_gradient(self.fmri_encoder(fmri, training=False))
+        if self.latent_noise > 0:
+            # Latent errors as on held-out trials: the generator learns the mean image
+            # over the latents compatible with the prediction.
+            eps = keras.random.normal(ops.shape(latent), seed=self.seed_generator)
+            latent = latent + self.latent_noise * self.fmri_encoder.latent_sd * eps
         with tf.GradientTape(persistent=True) as tape:
             x_hat = self.generator(latent, training=True)
             f_real, l_real = self.discriminator(x, training=True)

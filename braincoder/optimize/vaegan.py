@@ -360,6 +360,12 @@ class VAEGANTrainer:
         ``image_weight`` > 0 it also minimises ``image_weight`` times the pixel MSE between
         each trial's image and the (frozen) generator's image of the fMRI latent.
 
+        After training, the root-mean-square error of the fMRI latents against
+        :math:`\\mu(x)` on the validation trials, per latent dimension, is stored with
+        :meth:`~braincoder.models.deep.fMRIEncoder.set_latent_sd` (left unchanged without
+        validation trials); ``VAEGAN.reconstruct(fmri, n_samples=K)`` averages the images
+        of latents drawn with this spread.
+
         Parameters
         ----------
         fmri : DataFrame or array-like, shape (n_trials, n_voxels)
@@ -453,11 +459,16 @@ class VAEGANTrainer:
         stage.compile_stage(learning_rate, weight_decay)
         x = frame.to_numpy(np.float32)
         dataset = self._dataset((x, targets, train_images), batch_size)
-        return self._run(
+        history = self._run(
             stage, "fmri_encoder", dataset, len(x), epochs,
             self._reconstruct_array, val_x, val_images, early_stopping_patience, image_every,
             progressbar,
         )
+        if val_x is not None:
+            predicted = keras.ops.convert_to_numpy(encoder(val_x, training=False))
+            residual = predicted.astype(np.float64) - self.model.encode(val_images)
+            encoder.set_latent_sd(np.sqrt(np.mean(np.square(residual), axis=0)))
+        return history
 
     def _reconstruct_array(self, values):
         latents = keras.ops.convert_to_numpy(self.model.fmri_encoder(values, training=False))
@@ -468,14 +479,20 @@ class VAEGANTrainer:
     def fit_generator(self, fmri, images, epochs=100, batch_size=32, learning_rate=2e-4,
                       feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.05,
                       validation_split=0.1, validation_data=None, early_stopping_patience=20,
-                      image_every=10, progressbar=True):
+                      image_every=10, progressbar=True, latent_noise=0.0):
         """Stage 3: fine-tune the generator on latents predicted from fMRI.
 
         With :math:`\\hat z = F(y)` from the (frozen) fMRI encoder and
         :math:`\\hat x = G(\\hat z)`, the generator minimises ``pixel_weight`` · pixel MSE
         + ``feature_weight`` · feature loss (discriminator's last convolution) +
         ``adversarial_weight`` · GAN loss; the discriminator (own optimizer) learns real
-        images vs :math:`\\hat x`.
+        images vs :math:`\\hat x`. With ``latent_noise`` = :math:`s` > 0 the generator
+        sees :math:`\\hat z + s \\, \\sigma \\odot \\epsilon` instead, with
+        :math:`\\sigma` the fMRI encoder's ``latent_sd`` (its held-out latent error, set by
+        :meth:`fit_fmri_encoder`) and :math:`\\epsilon \\sim N(0, I)` drawn afresh for every
+        batch: the training latents, fitted by the encoder, are more accurate than those
+        of new trials, and the noise teaches the generator the mean image over latents
+        as uncertain as those of new trials.
 
         Parameters
         ----------
@@ -501,6 +518,9 @@ class VAEGANTrainer:
             Epochs between TensorBoard image grids.
         progressbar : bool, default True
             tqdm bar over epochs.
+        latent_noise : float, default 0.0
+            Scale of the Gaussian latent noise in units of the encoder's ``latent_sd``
+            (0: none; without a stored ``latent_sd`` the noise is zero).
 
         Returns
         -------
@@ -524,6 +544,8 @@ class VAEGANTrainer:
                            ("adversarial_weight", adversarial_weight)]:
             if not value >= 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")
+        if isinstance(latent_noise, bool) or not np.isfinite(latent_noise) or latent_noise < 0:
+            raise ValueError(f"latent_noise must be a finite number >= 0, got {latent_noise!r}")
         if self.model.fmri_encoder is None:
             raise RuntimeError("fit_generator needs an fMRI encoder; run fit_fmri_encoder first")
         frame, train_images, val_x, val_images = self._paired(
@@ -531,7 +553,8 @@ class VAEGANTrainer:
         )
         keras.utils.set_random_seed(self.seed)
         stage = GeneratorStage(self.model, feature_weight=feature_weight,
-                               pixel_weight=pixel_weight, adversarial_weight=adversarial_weight)
+                               pixel_weight=pixel_weight, adversarial_weight=adversarial_weight,
+                               latent_noise=latent_noise, seed=self.seed)
         stage.compile_stage(learning_rate)
         x = frame.to_numpy(np.float32)
         return self._run(

@@ -303,6 +303,12 @@ class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
     ----------
     voxel_names : Index or None
         Voxels of the training data (None before fitting).
+    latent_sd : keras.Variable, shape (latent_dim,)
+        Non-trainable residual standard deviation of the predicted latents per dimension
+        (zeros until set with :meth:`set_latent_sd`, normally by
+        :meth:`braincoder.optimize.VAEGANTrainer.fit_fmri_encoder` on its validation
+        trials); saved with the weights. :meth:`braincoder.models.deep.VAEGAN.reconstruct`
+        draws latents with this spread when ``n_samples`` > 1.
 
     Examples
     --------
@@ -357,6 +363,8 @@ class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
                                           trainable=False, name="input_mean")
         self.input_scale = self.add_weight(shape=(self.n_voxels,), initializer="ones",
                                            trainable=False, name="input_scale")
+        self.latent_sd = self.add_weight(shape=(self.latent_dim,), initializer="zeros",
+                                         trainable=False, name="latent_sd")
         width = self.n_voxels
         for layer in self.dense_layers:
             layer.build((None, width))
@@ -397,6 +405,39 @@ class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
         self.input_mean.assign(values.mean(axis=0).astype(np.float32))
         self.input_scale.assign(np.where(scale > 0, scale, 1.0).astype(np.float32))
         self.voxel_names = pd.Index(fmri.columns)
+
+    def set_latent_sd(self, latent_sd):
+        """Store the residual standard deviation of the predicted latents.
+
+        Parameters
+        ----------
+        latent_sd : float or array-like, shape (latent_dim,)
+            Standard deviation per latent dimension (a scalar applies to all), >= 0.
+
+        Raises
+        ------
+        ValueError
+            For a wrong shape, non-finite or negative values.
+
+        Examples
+        --------
+        >>> from braincoder.models.deep import fMRIEncoder
+        >>> encoder = fMRIEncoder(10, 3, hidden=(), seed=0)
+        >>> encoder.set_latent_sd([0.1, 0.2, 0.3])
+        >>> [round(float(v), 2) for v in encoder.latent_sd.numpy()]
+        [0.1, 0.2, 0.3]
+        """
+        values = np.asarray(latent_sd, dtype=np.float64)
+        if values.ndim == 0:
+            values = np.full(self.latent_dim, float(values))
+        if values.shape != (self.latent_dim,):
+            raise ValueError(
+                f"latent_sd must be a scalar or have shape ({self.latent_dim},), got "
+                f"{values.shape}"
+            )
+        if not np.isfinite(values).all() or (values < 0).any():
+            raise ValueError("latent_sd must hold finite values >= 0")
+        self.latent_sd.assign(values.astype(np.float32))
 
     def get_config(self):
         """Return the constructor arguments and the fitted voxel names (JSON-able).

@@ -232,13 +232,29 @@ class VAEGAN:
             latents, index=frame.index, columns=pd.RangeIndex(self.latent_dim, name="latent")
         )
 
-    def reconstruct(self, fmri):
+    def reconstruct(self, fmri, n_samples=1, sd_scale=1.0, seed=0):
         """Reconstruct the images seen on each trial from voxel patterns.
+
+        With ``n_samples`` = 1 each image is the generator's image of the predicted latent
+        :math:`\\hat z = F(y)`. With ``n_samples`` = K > 1 it is the average of the
+        generator's images of K latents :math:`\\hat z + s \\, \\sigma \\odot
+        \\epsilon_k`, with :math:`\\sigma` the fMRI encoder's stored residual spread
+        (``latent_sd`` of the :class:`fMRIEncoder`, estimated on held-out trials),
+        :math:`s` = ``sd_scale`` and :math:`\\epsilon_k \\sim N(0, I)` drawn with
+        ``seed`` and shared by all trials (a trial's image does not depend on the other
+        rows): an estimate of the posterior-mean image rather than the image of the
+        posterior-mean latent.
 
         Parameters
         ----------
         fmri : DataFrame or array-like, shape (n_trials, n_voxels)
             Voxel patterns, rows labelled by trial.
+        n_samples : int, default 1
+            Latent draws averaged per trial (1: no sampling).
+        sd_scale : float, default 1.0
+            Factor on the stored latent standard deviation (0: no spread).
+        seed : int, default 0
+            Seed of the latent draws.
 
         Returns
         -------
@@ -253,10 +269,36 @@ class VAEGAN:
         RuntimeError
             If there is no fMRI encoder.
         ValueError
-            For NaN or voxels that differ from the encoder's (count or names).
+            For NaN or voxels that differ from the encoder's (count or names), for
+            ``n_samples`` that is not a positive integer or a negative or non-finite
+            ``sd_scale``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from braincoder.models.deep import VAEGAN, fMRIEncoder
+        >>> encoder = fMRIEncoder(6, 4, hidden=(), seed=0)
+        >>> encoder.set_latent_sd(0.5)
+        >>> model = VAEGAN(latent_dim=4, filters=(4, 8), seed=0, fmri_encoder=encoder)
+        >>> images, frame = model.reconstruct(np.ones((3, 6)), n_samples=8, seed=1)
+        >>> images.shape, frame.shape
+        ((3, 28, 28), (3, 784))
         """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if isinstance(sd_scale, bool) or not np.isfinite(sd_scale) or sd_scale < 0:
+            raise ValueError(f"sd_scale must be a finite number >= 0, got {sd_scale!r}")
         latents = self.fmri_to_latent(fmri)
-        images = self.decode(latents.to_numpy())
+        values = latents.to_numpy()
+        if n_samples == 1:
+            images = self.decode(values)
+        else:
+            spread = float(sd_scale) * ops.convert_to_numpy(self.fmri_encoder.latent_sd)
+            eps = np.random.default_rng(seed).standard_normal((n_samples, self.latent_dim))
+            images = np.mean([
+                self.decode(values + (spread * draw).astype(np.float32)) for draw in eps
+            ], axis=0)
         frame = pd.DataFrame(
             images.reshape(len(images), -1),
             index=latents.index,
