@@ -453,3 +453,19 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(experiment, fitted, tmp_path,
     with pytest.raises(ValueError, match="different fit"):
         fitter().fit(init_pars=init, progressbar=False, checkpoint_dir=directory,
                      max_n_iterations=50)
+
+
+def test_refit_with_other_bounds_reuses_the_compiled_solver(experiment):
+    data = experiment.data.iloc[:, :30]
+    fitter = ParameterFitter(experiment.model, data, experiment.paradigm)
+    grid = fitter.refine_baseline_and_amplitude(fitter.fit_grid(x=XY, y=XY, sd=SD))
+    fitter.fit(init_pars=grid, progressbar=False)
+    # A second start whose values lie outside the first fit's bounds widens them.
+    wider = grid.copy()
+    wider.iloc[0, wider.columns.get_loc("sd")] = 0.01
+    wider.iloc[1, wider.columns.get_loc("x")] = 40.0
+    second = fitter.fit(init_pars=wider, progressbar=False)
+    fresh = ParameterFitter(experiment.model, data, experiment.paradigm)
+    expected = fresh.fit(init_pars=wider, progressbar=False)
+    assert len(fitter._solver_cache) == 1
+    pd.testing.assert_frame_equal(second, expected, rtol=1e-5, atol=1e-5)

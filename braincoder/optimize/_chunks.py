@@ -81,9 +81,11 @@ class FitSettings:
         """Compiled LM solver for these columns, reused across chunks and fits (or None)."""
         if not columns:
             return None
-        key = (tuple(columns), tuple(self.lower), tuple(self.upper),
+        key = (tuple(columns),
                None if self.projector is None else hash(self.projector.tobytes()))
-        if key not in self.solver_cache:
+        if key in self.solver_cache:
+            self.solver_cache[key].set_bounds(self.lower, self.upper)
+        else:
             rf_jacobian = getattr(self.model, "_rf_jacobian", None) if self.linear else None
             baseline = self.labels.index("baseline") if "baseline" in self.labels else None
             amplitude = None

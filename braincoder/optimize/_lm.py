@@ -65,12 +65,10 @@ class LMSolver:
         self.baseline_column = baseline_column
         self.amplitude_column = amplitude_column
         self.free_columns = np.asarray(free_columns, dtype=np.int32)
-        # Only the optimised columns are clipped: fixed values stay exactly as given.
-        moving = np.isin(np.arange(len(lower)), self.free_columns)
-        lower = np.where(moving & np.isfinite(lower), lower, -3.0e38)
-        upper = np.where(moving & np.isfinite(upper), upper, 3.0e38)
-        self.lower = tf.constant(lower, tf.float32)
-        self.upper = tf.constant(upper, tf.float32)
+        # Variables, not constants: a new fit with other bounds reuses the compiled steps.
+        self.lower = tf.Variable(tf.zeros(len(lower)), trainable=False)
+        self.upper = tf.Variable(tf.zeros(len(upper)), trainable=False)
+        self.set_bounds(lower, upper)
         self.projector = None if projector is None else tf.constant(projector, tf.float32)
         matrix = tf.TensorSpec([None, None], tf.float32)
         parameters = tf.TensorSpec([None, len(lower)], tf.float32)
@@ -85,7 +83,23 @@ class LMSolver:
             lambda y, theta, sse, lam: self._iteration(y, theta, sse, lam, True),
             input_signature=signature,
         )
-        self._evaluate = tf.function(self._sse, input_signature=[matrix, parameters])
+        self._evaluate = tf.function(lambda y, theta: self._sse(y, theta),
+                                     input_signature=[matrix, parameters])
+
+    def set_bounds(self, lower, upper):
+        """Set the natural-parameter bounds of the optimised columns.
+
+        Only the optimised columns are clipped: fixed values stay exactly as given.
+
+        Parameters
+        ----------
+        lower, upper : array-like, shape (n_parameters,)
+            Bounds per parameter column (non-finite: unbounded).
+        """
+        lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+        moving = np.isin(np.arange(len(lower)), self.free_columns)
+        self.lower.assign(np.where(moving & np.isfinite(lower), lower, -3.0e38).astype(np.float32))
+        self.upper.assign(np.where(moving & np.isfinite(upper), upper, 3.0e38).astype(np.float32))
 
     def _project(self, values):
         if self.projector is None:
