@@ -565,3 +565,19 @@ def test_weights_and_baselines_are_matched_by_label():
     expected = linear.predict(paradigm, baselines, weights.set_axis([0, 1, 2]))
     reordered = linear.predict(paradigm, baselines.iloc[::-1], weights.set_axis([0, 1, 2]))
     pd.testing.assert_frame_equal(reordered, expected)
+
+
+def test_predict_in_voxel_chunks_equals_one_pass(monkeypatch):
+    from braincoder.datasets import simulate_prf_2d
+    from braincoder.models import base
+
+    experiment = simulate_prf_2d(n_voxels=700, grid_size=10, n_sweeps=2, frames_per_sweep=10,
+                                 seed=0)
+    parameters = experiment.parameters.rename(index=lambda v: f"vox{v}")
+    one_pass = experiment.model.predict(experiment.paradigm, parameters)
+    # 256 voxels per chunk: three chunks, the last one partial.
+    monkeypatch.setattr(base, "PREDICT_CHUNK_BYTES", 1)
+    chunked = experiment.model.predict(experiment.paradigm, parameters)
+    assert base._voxel_chunk(experiment.paradigm.shape) == 256
+    pd.testing.assert_frame_equal(chunked, one_pass, rtol=1e-6, atol=1e-6)
+    assert list(chunked.columns) == list(parameters.index)

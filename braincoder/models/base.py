@@ -302,11 +302,18 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         weights = self._get_weights(weights)
         self._check_shapes(paradigm, parameters, weights)
         parameters, weights = self._align_labels(parameters, weights)
-        prediction = self._predict(
-            paradigm.to_numpy(np.float32),
-            self._parameter_array(parameters),
-            None if weights is None else weights.to_numpy(np.float32),
-        ).numpy()
+        values = paradigm.to_numpy(np.float32)
+        array = self._parameter_array(parameters)
+        if weights is None:
+            # Every parameter row is a voxel: predict in voxel chunks so memory stays bounded.
+            step = _voxel_chunk(values.shape)
+            starts = range(0, len(array), step) if len(array) > step else [0]
+            prediction = np.concatenate(
+                [self._predict(values, array[start:start + step]).numpy() for start in starts],
+                axis=1,
+            )
+        else:
+            prediction = self._predict(values, array, weights.to_numpy(np.float32)).numpy()
         columns = self._output_columns(parameters, weights)
         return pd.DataFrame(prediction, index=paradigm.index, columns=columns)
 
@@ -547,3 +554,14 @@ def parameter_frame(values, labels, index=None):
     frame.columns.name = PARAMETER
     frame.index = pd.RangeIndex(len(frame), name=VOXEL) if index is None else index
     return frame
+
+
+PREDICT_CHUNK_BYTES = 2**27
+
+
+def _voxel_chunk(paradigm_shape):
+    """Voxels per prediction chunk: about ``PREDICT_CHUNK_BYTES`` of float32 work arrays."""
+    n_timepoints, n_dimensions = paradigm_shape
+    per_voxel = 4 * 4 * (n_timepoints + max(n_dimensions, 1))
+    return max(256, PREDICT_CHUNK_BYTES // per_voxel)
+
