@@ -138,6 +138,28 @@ def run_setting(sim, split, args):
             "timing": timing}
 
 
+#: Numeric command-line options: flag, type, default, help.
+NUMERIC_OPTIONS = (
+    ("--latent-dim", int, 32, "VAE latent dimensions"),
+    ("--kl-weight", float, 1.0, "weight of the stage-1 KL term"),
+    ("--encoder-dropout", float, 0.3, "dropout of the fMRI encoder"),
+    ("--encoder-lr", float, 1e-3, "stage-2 learning rate"),
+    ("--weight-decay", float, 1e-3, "stage-2 weight decay"),
+    ("--generator-lr", float, 2e-4, "stage-3 learning rate"),
+    ("--generator-feature-weight", float, 0.0,
+     "stage-3 feature-wise loss weight (0: pixel MSE only)"),
+    ("--generator-adversarial-weight", float, 0.0, "stage-3 GAN loss weight"),
+    ("--latent-noise", float, 0.0, "stage-3 latent noise in units of the held-out latent SD"),
+    ("--ensemble", int, 2, "independently trained VAE-GANs whose reconstructions are averaged"),
+    ("--n-samples", int, 1, "latent draws averaged per reconstruction (1: none)"),
+    ("--sd-scale", float, 1.0, "factor on the latent SD of the draws of --n-samples"),
+    ("--image-weight", float, 3.0, "stage-2 pixel MSE weight through the frozen generator"),
+    ("--augment-copies", int, 4, "stage-1 shifted/rotated copies per training image (0: none)"),
+    ("--augment-shift", int, 2, "stage-1 shift in pixels"),
+    ("--augment-rotation", float, 10.0, "stage-1 rotation in degrees"),
+)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,32 +174,10 @@ def main():
     parser.add_argument("--no-vae-gan", action="store_true", help="baselines only")
     parser.add_argument("--epochs", type=int, nargs=3, default=(60, 150, 100),
                         help="epochs of the three VAE-GAN stages (0 skips stage 3)")
-    parser.add_argument("--latent-dim", type=int, default=32)
-    parser.add_argument("--kl-weight", type=float, default=1.0)
+    for flag, kind, default, help_text in NUMERIC_OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=help_text)
     parser.add_argument("--encoder-hidden", type=int, nargs="*", default=(),
                         help="hidden widths of the fMRI encoder (none: linear)")
-    parser.add_argument("--encoder-dropout", type=float, default=0.3)
-    parser.add_argument("--encoder-lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-3)
-    parser.add_argument("--generator-lr", type=float, default=2e-4)
-    parser.add_argument("--generator-feature-weight", type=float, default=0.0,
-                        help="stage-3 feature-wise loss weight (0: pixel MSE only)")
-    parser.add_argument("--generator-adversarial-weight", type=float, default=0.0,
-                        help="stage-3 GAN loss weight")
-    parser.add_argument("--latent-noise", type=float, default=0.0,
-                        help="stage-3 latent noise in units of the held-out latent SD")
-    parser.add_argument("--ensemble", type=int, default=2,
-                        help="independently trained VAE-GANs whose reconstructions are averaged")
-    parser.add_argument("--n-samples", type=int, default=1,
-                        help="latent draws averaged per reconstruction (1: none)")
-    parser.add_argument("--sd-scale", type=float, default=1.0,
-                        help="factor on the latent SD of the draws of --n-samples")
-    parser.add_argument("--image-weight", type=float, default=3.0,
-                        help="stage-2 pixel MSE weight through the frozen generator")
-    parser.add_argument("--augment-copies", type=int, default=4,
-                        help="stage-1 shifted/rotated copies per training image (0: none)")
-    parser.add_argument("--augment-shift", type=int, default=2, help="pixels")
-    parser.add_argument("--augment-rotation", type=float, default=10.0, help="degrees")
     parser.add_argument("--ridge-init", action="store_true",
                         help="initialise the linear fMRI encoder with latent ridge (CV alpha)")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
