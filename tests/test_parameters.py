@@ -81,6 +81,17 @@ def test_grid_chunking_does_not_change_results(experiment):
                                atol=1e-4)
 
 
+def test_refine_in_voxel_chunks_equals_one_pass(experiment):
+    data = experiment.data.iloc[:, :30]
+    large = ParameterFitter(experiment.model, data, experiment.paradigm)
+    small = ParameterFitter(experiment.model, data, experiment.paradigm, memory_limit=20_000)
+    grid = large.fit_grid(x=XY, y=XY, sd=SD)
+    assert small._voxel_chunk_size(4 * 8 * len(experiment.paradigm)) < 30
+    np.testing.assert_allclose(small.refine_baseline_and_amplitude(grid).to_numpy(),
+                               large.refine_baseline_and_amplitude(grid).to_numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_1d_gaussian_recovery():
     rng = np.random.default_rng(0)
     n_voxels = 60

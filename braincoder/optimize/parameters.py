@@ -347,25 +347,20 @@ class ParameterFitter(FitMixin):
         gain_labels = ["amplitude"] if self.model.linear_in_amplitude else [
             label for label in ("amplitude", "neural_baseline") if label in labels]
         theta = frame.to_numpy(np.float32).copy()
-        y = self.data.to_numpy(np.float64)
+        gains = [labels.index(label) for label in gain_labels]
         base = labels.index("baseline")
+        # float64 data, prediction and two products per voxel and time point
+        chunk = self._voxel_chunk_size(4 * 8 * self.paradigm.shape[0])
         for _ in range(int(n_iterations)):
             without = theta.copy()
             without[:, base] = 0.0
-            p = self._predict_chunked(without).astype(np.float64)
-            n = y.shape[0]
-            sp, sy = p.sum(0), y.sum(0)
-            spp, spy = (p * p).sum(0) + l2_alpha, (p * y).sum(0)
-            det = n * spp - sp * sp
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gain = (n * spy - sp * sy) / det
-                gain = np.where(np.isfinite(gain), gain, 0.0)
-                if positive_amplitude:
-                    gain = np.maximum(gain, 0.0)
-                baseline = (sy - gain * sp) / n
-            for label in gain_labels:
-                theta[:, labels.index(label)] *= gain
-            theta[:, base] = baseline
+            for start in range(0, len(theta), chunk):
+                rows = slice(start, start + chunk)
+                y = self.data.iloc[:, rows].to_numpy(np.float64)
+                p = self._predict_chunked(without[rows]).astype(np.float64)
+                gain, baseline = _gain_and_baseline(p, y, l2_alpha, positive_amplitude)
+                theta[rows, gains] *= gain[:, None]
+                theta[rows, base] = baseline
         return pd.DataFrame(theta.astype(np.float64), index=frame.index, columns=frame.columns)
 
     def _predict_chunked(self, theta):
@@ -385,3 +380,18 @@ class ParameterFitter(FitMixin):
         frame = self._align_voxels(frame, what)
         self.model._check_parameter_ranges(frame, what)
         return frame
+
+
+def _gain_and_baseline(p, y, l2_alpha, positive_amplitude):
+    """Per-column least squares of ``y ≈ baseline + gain · p`` with a ridge on the gain."""
+    n = y.shape[0]
+    sp, sy = p.sum(0), y.sum(0)
+    spp, spy = (p * p).sum(0) + l2_alpha, (p * y).sum(0)
+    det = n * spp - sp * sp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (n * spy - sp * sy) / det
+        gain = np.where(np.isfinite(gain), gain, 0.0)
+        if positive_amplitude:
+            gain = np.maximum(gain, 0.0)
+        baseline = (sy - gain * sp) / n
+    return gain, baseline
