@@ -331,6 +331,14 @@ def test_stimulus_fitter_images_and_bars(retinotopy):
     assert image.shape == (8, len(grid))
     assert (pixels.log_posterior >= pixels.init_log_posterior).all()
     assert pixels.log_posterior.sum() > pixels.init_log_posterior.sum()
+    # the grid start over candidate images picks each trial's own bar
+    others = draw(tf.constant(np.column_stack([rng.uniform(-3, 3, 12), rng.uniform(1, 2, 12)]),
+                              tf.float32)).numpy()
+    candidates = np.concatenate([others, images])
+    picked = pixels.fit_grid(candidates)
+    np.testing.assert_allclose(picked.to_numpy(), images, atol=1e-6)
+    with pytest.raises(ValueError, match="one array of candidate images"):
+        pixels.fit_grid(candidates, candidates)
 
 
 def test_linear_model_with_weights():
@@ -412,3 +420,58 @@ def test_fisher_information_matrix_of_a_multidimensional_stimulus():
     assert (np.abs(sampled - reference) / scale).max() < 0.1
     t_info = model.get_fisher_information(stimuli, omega=omega, dof=5.0)
     np.testing.assert_allclose(t_info, info * (5 + 8) / (5 + 8 + 2), rtol=1e-9)
+
+
+# ---------------------------------------------------------------- grid start of StimulusFitter
+def test_stimulus_fitter_fit_grid_is_the_argmax_over_the_product_grid():
+    rng = np.random.default_rng(60)
+    weights = rng.normal(size=(2, 15))
+    model = LinearModel(weights=weights)
+    stimuli = rng.uniform(-1, 1, size=(6, 2))
+    data = model.simulate(stimuli, noise=0.3, seed=61)
+    data.index = pd.Index([f"t{i}" for i in range(6)], name="trial")
+    omega = 0.09 * np.eye(15)
+    first, second = np.linspace(-1, 1, 9), np.linspace(-1, 1, 7)
+    fitter = StimulusFitter(data, model, omega)
+    grid = fitter.fit_grid(first, second)
+    candidates = np.array([(a, b) for a in first for b in second])
+    likelihood = model.likelihood(pd.DataFrame(candidates), data, omega=omega)
+    expected = candidates[likelihood.to_numpy().argmax(axis=1)]
+    np.testing.assert_allclose(grid.to_numpy(), expected, atol=1e-6)
+    assert grid.index.equals(data.index)
+    # from the grid start, the fit reaches the closed-form maximum-likelihood stimulus
+    refined = fitter.fit(init_pars=grid, learning_rate=0.05, progressbar=False)
+    exact = np.linalg.lstsq(weights.T, data.to_numpy().T, rcond=None)[0].T
+    np.testing.assert_allclose(refined.to_numpy(), exact, atol=2e-3)
+    with pytest.raises(ValueError, match="fit_grid values: weights have 2 rows .* 1 column"):
+        fitter.fit_grid(first)
+    with pytest.raises(ValueError, match="init_pars: weights have 2 rows .* 3 columns"):
+        fitter.fit(init_pars=np.zeros((6, 3)), progressbar=False)
+
+
+def test_stimulus_fitter_fit_grid_then_fit_decodes_numerosity(numerosity):
+    model, omega = numerosity["model"], numerosity["omega"]
+    stimuli = np.random.default_rng(62).uniform(1, 9, 50)
+    data = simulate(model, stimuli, omega, seed=63)
+    fitter = StimulusFitter(data, model, omega)
+    start = fitter.fit_grid(np.linspace(0, 10, 41))
+    assert list(start.columns) == list(model.stimulus.dimension_labels)
+    with pytest.raises(ValueError, match="one array of values per stimulus dimension: 1"):
+        fitter.fit_grid(np.linspace(0, 10, 41), np.linspace(0, 10, 41))
+    fitted = fitter.fit(init_pars=start, progressbar=False)
+    assert np.corrcoef(fitted.iloc[:, 0], stimuli)[0, 1] > 0.9
+
+
+def test_stimulus_fitter_l1_prior_shrinks_the_stimulus():
+    rng = np.random.default_rng(64)
+    model = LinearModel(weights=rng.normal(size=(4, 20)))
+    data = model.simulate(rng.normal(size=(10, 4)), noise=1.0, seed=65)
+    omega = np.eye(20)
+    start = np.zeros((10, 4))
+    free = StimulusFitter(data, model, omega).fit(init_pars=start, progressbar=False,
+                                                  learning_rate=0.05)
+    sparse = StimulusFitter(data, model, omega).fit(init_pars=start, progressbar=False,
+                                                    learning_rate=0.05, l1_norm=5.0)
+    assert np.abs(sparse.to_numpy()).sum() < 0.8 * np.abs(free.to_numpy()).sum()
+    with pytest.raises(ValueError, match="l1_norm must be >= 0"):
+        StimulusFitter(data, model, omega).fit(init_pars=start, l1_norm=-1.0)

@@ -140,10 +140,74 @@ class StimulusFitter:
         self.n_iterations = 0
         self.stop_reason = None
 
+    def fit_grid(self, *values):
+        """Most likely stimulus of a grid, per time point (the usual start of :meth:`fit`).
+
+        Parameters
+        ----------
+        *values : array-like
+            One 1D array of candidate values per stimulus dimension, in the order of the
+            stimulus space's dimensions; the grid is their Cartesian product. Image models
+            take a single array of candidate images instead, shape (n_candidates,
+            n_pixels).
+
+        Returns
+        -------
+        DataFrame
+            Time × stimulus dimension (time × pixel for image models), indexed like the
+            data; pass it to :meth:`fit` as ``init_pars``.
+
+        Raises
+        ------
+        ValueError
+            When the number of arrays does not match the stimulus dimensions, or a value
+            lies outside the stimulus space.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from braincoder.models import GaussianPRF
+        >>> from braincoder.optimize import StimulusFitter
+        >>> parameters = np.column_stack([np.linspace(0, 10, 11), np.full(11, 1.5),
+        ...                               np.ones(11), np.zeros(11)])
+        >>> model = GaussianPRF(parameters=parameters)
+        >>> data = model.predict(paradigm=[2.5, 7.3])
+        >>> fitter = StimulusFitter(data, model, omega=0.01 * np.eye(11))
+        >>> fitter.fit_grid(np.linspace(0, 10, 21))["x"].tolist()
+        [2.5, 7.5]
+        """
+        space = self.model.stimulus
+        if isinstance(space, ImageStimulus):
+            if len(values) != 1:
+                raise ValueError(
+                    "an image model takes one array of candidate images (n_candidates, "
+                    f"n_pixels), got {len(values)} arrays"
+                )
+            candidates = values[0]
+        else:
+            n_dims = space.n_dimensions
+            if n_dims is not None and len(values) != n_dims:
+                labels = space.dimension_labels
+                named = "" if labels is None else f" ({', '.join(map(str, labels))})"
+                raise ValueError(
+                    f"fit_grid needs one array of values per stimulus dimension: {n_dims}"
+                    f"{named}, got {len(values)}"
+                )
+            axes = [np.asarray(axis, dtype=np.float64).ravel() for axis in values]
+            for number, axis in enumerate(axes):
+                if axis.size == 0:
+                    raise ValueError(f"fit_grid: the values of dimension {number} are empty")
+            candidates = np.stack(
+                [mesh.ravel() for mesh in np.meshgrid(*axes, indexing="ij")], axis=1
+            )
+        best = self._best_of_grid(candidates, what="fit_grid values")
+        return pd.DataFrame(best, index=self.data.index,
+                            columns=self._stimulus_columns(best.shape[1]))
+
     def fit(
         self, init_pars=None, max_n_iterations=1000, min_n_iterations=100, lag=100, rtol=1e-6,
         learning_rate=0.01, progressbar=True, l2_norm=0.0, smoothness=0.0, stimulus_fn=None,
-        stimulus_range=None,
+        stimulus_range=None, l1_norm=0.0,
     ):
         """Find the MAP stimulus of every time point.
 
@@ -160,7 +224,7 @@ class StimulusFitter:
         progressbar : bool, default True
             Show a tqdm bar.
         l2_norm : float, default 0.0
-            Weight of the L2 prior ``l2_norm · Σ s²`` on the stimulus (image).
+            Weight of the L2 prior ``l2_norm · Σ s²`` on the stimulus (image). None means 0.
         smoothness : float, default 0.0
             Weight of ``smoothness · Σ (s_i − s_j)²`` over adjacent pixels (image models).
         stimulus_fn : callable, optional
@@ -170,6 +234,9 @@ class StimulusFitter:
             Grid of the starting search (see
             :meth:`~braincoder.models.decoding.DecodingMixin.get_stimulus_pdf`); the model's
             default grid when None.
+        l1_norm : float, default 0.0
+            Weight of the L1 (sparsity) prior ``l1_norm · Σ |s|`` on the stimulus. None
+            means 0.
 
         Returns
         -------
@@ -183,7 +250,10 @@ class StimulusFitter:
             For negative prior weights, ``smoothness`` without a pixel grid, ``stimulus_fn``
             without ``init_pars``, or starting values of the wrong shape.
         """
-        for name, value in (("l2_norm", l2_norm), ("smoothness", smoothness)):
+        l1_norm = 0.0 if l1_norm is None else l1_norm
+        l2_norm = 0.0 if l2_norm is None else l2_norm
+        for name, value in (("l2_norm", l2_norm), ("l1_norm", l1_norm),
+                            ("smoothness", smoothness)):
             if not float(value) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         space = self.model.stimulus
@@ -220,6 +290,8 @@ class StimulusFitter:
             image = tf.cast(stimulus, tf.float64)
             if l2_norm:
                 cost += l2_norm * tf.reduce_sum(tf.square(image), axis=1)
+            if l1_norm:
+                cost += l1_norm * tf.reduce_sum(tf.abs(image), axis=1)
             if pairs is not None:
                 diff = tf.gather(image, pairs[:, 0], axis=1) - tf.gather(image, pairs[:, 1], axis=1)
                 cost += smoothness * tf.reduce_sum(tf.square(diff), axis=1)
@@ -267,14 +339,7 @@ class StimulusFitter:
             init = init.reshape(n_timepoints, -1) if init.size % n_timepoints == 0 else init
             columns = self._stimulus_columns(init.shape[-1] if init.ndim == 2 else 0)
         else:
-            grid, _, _ = self.model._stimulus_grid(stimulus_range)
-            ins = self.inputs
-            response = self.model._stimulus_response(grid, ins.parameters, ins.weights,
-                                                      ins.columns)
-            log_like = self.model._log_likelihood(
-                self.data.to_numpy(np.float64), response, ins.omega, ins.dof
-            )
-            init = grid[np.argmax(log_like.numpy(), axis=1)].astype(np.float64)
+            init = self._best_of_grid(stimulus_range)
             columns = self._stimulus_columns(init.shape[1])
         expected = None if stimulus_fn is not None else space.n_dimensions
         if init.ndim != 2 or init.shape[0] != n_timepoints or (
@@ -287,9 +352,29 @@ class StimulusFitter:
             )
         if not np.isfinite(init).all():
             raise ValueError("init_pars holds NaN/inf values")
+        if stimulus_fn is None:
+            self._check_width(init, "init_pars")
         if isinstance(space, PositiveStimulus) and stimulus_fn is None and (init <= 0).any():
             raise ValueError("init_pars must be > 0 for a positive stimulus space")
         return init.astype(np.float32), columns
+
+    def _best_of_grid(self, stimulus_range, what="stimulus_range"):
+        """Most likely candidate of a stimulus grid per time point (float64 array)."""
+        grid, _, _ = self.model._stimulus_grid(stimulus_range, what)
+        ins = self.inputs
+        self._check_width(grid, what)
+        response = self.model._stimulus_response(grid, ins.parameters, ins.weights, ins.columns)
+        log_like = self.model._log_likelihood(
+            self.data.to_numpy(np.float64), response, ins.omega, ins.dof
+        )
+        return grid[np.argmax(log_like.numpy(), axis=1)].astype(np.float64)
+
+    def _check_width(self, stimuli, what):
+        """Raise if the stimuli's columns do not fit the model (e.g. a linear model's weights)."""
+        try:
+            self.model._check_shapes(stimuli, self.inputs.parameters, self.inputs.weights)
+        except ValueError as error:
+            raise ValueError(f"{what}: {error}") from None
 
     def _stimulus_columns(self, n_columns):
         labels = self.model.stimulus.dimension_labels
