@@ -165,16 +165,16 @@ class StimulusFitter:
 
         Examples
         --------
+        A linear model of two stimulus features, searched over a 5 × 5 grid:
+
         >>> import numpy as np
-        >>> from braincoder.models import GaussianPRF
+        >>> from braincoder.models import LinearModel
         >>> from braincoder.optimize import StimulusFitter
-        >>> parameters = np.column_stack([np.linspace(0, 10, 11), np.full(11, 1.5),
-        ...                               np.ones(11), np.zeros(11)])
-        >>> model = GaussianPRF(parameters=parameters)
-        >>> data = model.predict(paradigm=[2.5, 7.3])
-        >>> fitter = StimulusFitter(data, model, omega=0.01 * np.eye(11))
-        >>> fitter.fit_grid(np.linspace(0, 10, 21))["x"].tolist()
-        [2.5, 7.5]
+        >>> model = LinearModel(weights=np.eye(2))
+        >>> responses = model.predict(paradigm=[[0.9, -0.6], [0.1, 0.4]])
+        >>> search = StimulusFitter(responses, model, omega=np.eye(2))
+        >>> search.fit_grid(np.linspace(-1, 1, 5), np.linspace(-1, 1, 5)).to_numpy().tolist()
+        [[1.0, -0.5], [0.0, 0.5]]
         """
         space = self.model.stimulus
         if isinstance(space, ImageStimulus):
