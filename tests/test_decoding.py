@@ -475,3 +475,24 @@ def test_stimulus_fitter_l1_prior_shrinks_the_stimulus():
     assert np.abs(sparse.to_numpy()).sum() < 0.8 * np.abs(free.to_numpy()).sum()
     with pytest.raises(ValueError, match="l1_norm must be >= 0"):
         StimulusFitter(data, model, omega).fit(init_pars=start, l1_norm=-1.0)
+
+
+def test_init_pseudo_wwt_sets_the_grid_of_the_overlap(numerosity):
+    model = GaussianPRF(parameters=numerosity["model"].parameters)
+    default = model.get_rf_overlap()
+    stimulus_range = np.linspace(2, 30, 57)
+    overlap = model.init_pseudoWWT(stimulus_range)
+    pars = model.parameters
+    rf = np.exp(-0.5 * ((stimulus_range[:, None] - pars["mu"].to_numpy()) / pars["sd"].to_numpy())
+                ** 2) * pars["amplitude"].to_numpy()
+    expected = rf.T @ rf
+    expected /= np.diag(expected).mean()
+    np.testing.assert_allclose(overlap.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(overlap.to_numpy(), default.to_numpy(), atol=1e-3)
+    np.testing.assert_allclose(model.get_pseudoWWT().to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    stimuli = np.random.default_rng(70).uniform(0, 10, 30)
+    data = simulate(model, stimuli, numerosity["omega"], seed=71)
+    residuals = ResidualFitter(model, data, stimuli)
+    np.testing.assert_allclose(residuals.WWT.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="stimulus_range must have shape"):
+        model.init_pseudoWWT(np.ones((5, 2)))

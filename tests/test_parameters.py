@@ -76,9 +76,15 @@ def test_grid_chunking_does_not_change_results(experiment):
     data = experiment.data.iloc[:, :30]
     large = ParameterFitter(experiment.model, data, experiment.paradigm)
     small = ParameterFitter(experiment.model, data, experiment.paradigm, memory_limit=200_000)
-    np.testing.assert_allclose(large.fit_grid(x=XY, y=XY, sd=SD).to_numpy(),
-                               small.fit_grid(x=XY, y=XY, sd=SD).to_numpy(), rtol=1e-4,
-                               atol=1e-4)
+    reference = large.fit_grid(x=XY, y=XY, sd=SD).to_numpy()
+    np.testing.assert_allclose(reference, small.fit_grid(x=XY, y=XY, sd=SD).to_numpy(),
+                               rtol=1e-4, atol=1e-4)
+    # an explicit number of grid points per chunk, with a progress bar
+    np.testing.assert_allclose(
+        reference, large.fit_grid(x=XY, y=XY, sd=SD, chunk_size=7, progressbar=True).to_numpy(),
+        rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="chunk_size must be a positive"):
+        large.fit_grid(x=XY, y=XY, sd=SD, chunk_size=0)
 
 
 def test_refine_in_voxel_chunks_equals_one_pass(experiment):

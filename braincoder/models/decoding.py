@@ -244,10 +244,11 @@ class DecodingMixin:
 
         With weights (basis function × voxel), ``W`` is their transpose and ``WWᵀ`` is the
         weights' inner product between voxels. Without weights (pRF models), ``W`` holds each
-        voxel's stimulus-driven response (no baseline, no HRF) to every stimulus of
-        ``self.stimulus.default_grid()`` — for 2D models, a dot at every pixel, i.e. the
-        receptive fields — divided by the square root of the grid size. Either way the matrix
-        is scaled so that its diagonal averages 1, which makes ``σ²`` in
+        voxel's stimulus-driven response (no baseline, no HRF) to every stimulus of a grid
+        — by default ``self.stimulus.default_grid()`` (for 2D models, a dot at every pixel,
+        i.e. the receptive fields), or the grid given to :meth:`init_pseudoWWT` — divided
+        by the square root of the grid size. Either way the matrix is scaled so that its
+        diagonal averages 1, which makes ``σ²`` in
         :class:`~braincoder.optimize.ResidualFitter` the average variance of the
         stimulus-space noise component.
 
@@ -264,7 +265,7 @@ class DecodingMixin:
         Raises
         ------
         ValueError
-            If the model has neither weights nor a default stimulus grid.
+            If the model has neither weights nor a stimulus grid.
         """
         parameters = self._get_parameters(parameters)
         weights = self._get_weights(weights)
@@ -275,18 +276,61 @@ class DecodingMixin:
         )
         return pd.DataFrame(overlap, index=voxels, columns=voxels)
 
+    def init_pseudoWWT(self, stimulus_range, parameters=None):  # noqa: N802
+        """Set the stimulus grid of the receptive-field overlap and return the overlap.
+
+        From then on, :meth:`get_rf_overlap` (and so
+        :class:`~braincoder.optimize.ResidualFitter`) computes ``WWᵀ`` from the responses
+        to ``stimulus_range`` instead of the stimulus space's default grid. Use it when
+        the stimuli of the experiment cover another range than the default grid.
+
+        Parameters
+        ----------
+        stimulus_range : array-like or DataFrame
+            Stimulus grid, one row per stimulus (for image models: candidate images, or a
+            DataFrame of dot positions with columns ``x`` and ``y``).
+        parameters : DataFrame, optional
+            Falls back to the constructor's.
+
+        Returns
+        -------
+        DataFrame, shape (n_voxels, n_voxels)
+            The overlap over the new grid (diagonal averaging 1), labelled by voxel.
+
+        Raises
+        ------
+        ValueError
+            If the grid does not fit the stimulus space.
+        """
+        grid, _, _ = self._stimulus_grid(stimulus_range, "stimulus_range")
+        self._overlap_grid = grid
+        return self.get_rf_overlap(parameters)
+
+    def get_pseudoWWT(self):  # noqa: N802
+        """Return the overlap ``WWᵀ`` for the model's own parameters and weights.
+
+        Returns
+        -------
+        DataFrame, shape (n_voxels, n_voxels)
+            Same as :meth:`get_rf_overlap` with no arguments.
+        """
+        return self.get_rf_overlap()
+
     def _get_rf_overlap(self, parameters, weights):
         """Normalised ``WWᵀ`` (numpy float64, n_voxels × n_voxels); see get_rf_overlap."""
         if weights is not None:
             w = np.asarray(weights, dtype=np.float64).T
         else:
-            try:
-                grid = self.stimulus.default_grid()
-            except NotImplementedError:
-                raise ValueError(
-                    f"{type(self).__name__} has no weights and its stimulus space has no "
-                    "default grid, so the receptive-field overlap cannot be computed"
-                ) from None
+            grid = getattr(self, "_overlap_grid", None)
+            if grid is None:
+                try:
+                    grid = self.stimulus.default_grid()
+                except NotImplementedError:
+                    raise ValueError(
+                        f"{type(self).__name__} has no weights and its stimulus space has no "
+                        "default grid, so the receptive-field overlap cannot be computed; "
+                        "give a grid with init_pseudoWWT(stimulus_range)"
+                    ) from None
             grid = tf.constant(np.asarray(grid, dtype=np.float32))
             response = self._decoding_view()._neural(grid, tf.constant(parameters, tf.float32))
             w = np.asarray(response, dtype=np.float64).T / np.sqrt(grid.shape[0])

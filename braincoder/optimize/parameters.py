@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from ..utils.formatting import format_data, format_parameters, to_frame
 from ..utils.validation import (
@@ -141,7 +142,7 @@ class ParameterFitter(FitMixin):
 
     # ------------------------------------------------------------------ grid search
     def fit_grid(self, *args, fixed_pars=None, use_correlation_cost=False,
-                 positive_amplitude=True, **grid_values):
+                 positive_amplitude=True, progressbar=False, chunk_size=None, **grid_values):
         """Exhaustive search over a grid of parameter values, per voxel.
 
         Baseline (and amplitude, for models of the form ``baseline + amplitude · f``) are
@@ -159,6 +160,11 @@ class ParameterFitter(FitMixin):
             Rank grid points by correlation instead of the sum of squares.
         positive_amplitude : bool, default True
             Forbid negative amplitudes.
+        progressbar : bool, default False
+            Show a tqdm bar over the searched voxels.
+        chunk_size : int, optional
+            Grid points whose predictions are held in memory at once; by default sized
+            from ``memory_limit``.
         **grid_values : array-like
             Values per parameter label, e.g. ``x=np.linspace(-5, 5, 15)``.
 
@@ -192,10 +198,17 @@ class ParameterFitter(FitMixin):
         n_timepoints = y.shape[0]
         n_pixels = self.paradigm.shape[1]
         grid_chunk = max(1, self.memory_limit // (4 * 4 * (n_timepoints + 2 * n_pixels)))
+        if chunk_size is not None:
+            if int(chunk_size) < 1:
+                raise ValueError(f"chunk_size must be a positive number of grid points, "
+                                 f"got {chunk_size}")
+            grid_chunk = int(chunk_size)
         group_keys = [label for label in fixed if label not in ("baseline", "amplitude")
                       or (label == "amplitude" and not spec.amplitude_in_scorer)]
         groups = self._fixed_groups(fixed, group_keys, usable)
         done = 0
+        bar = tqdm(total=int(usable.sum()), desc="fit_grid", unit="voxel",
+                   disable=not progressbar, leave=False)
         try:
             for key, members in groups:
                 predictions = GridPredictions(
@@ -215,6 +228,7 @@ class ParameterFitter(FitMixin):
                         use_correlation_cost,
                     )
                     done += len(index)
+                    bar.update(len(index))
         except KeyboardInterrupt:
             warnings.warn(
                 f"grid search interrupted: {done} of {usable.sum()} voxels searched; the others "
@@ -222,6 +236,8 @@ class ParameterFitter(FitMixin):
                 RuntimeWarning,
                 stacklevel=2,
             )
+        finally:
+            bar.close()
         self._fill_constant(result, usable, spec, grid)
         frame = pd.DataFrame(result, index=voxels, columns=pd.Index(self.labels, name="parameter"))
         self.grid_parameters = frame
