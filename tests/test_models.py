@@ -315,7 +315,31 @@ def test_simulate_noise_per_voxel_array_and_series():
     np.testing.assert_allclose(by_label[["a", "b"]].to_numpy(), [5.0, 0.5], rtol=0.05)
 
 
+def test_simulate_noise_covariance_matrix_and_frame():
+    paradigm = np.zeros((20000, 1))
+    voxels = pd.Index(["a", "b", "c"], name="voxel")
+    parameters = pd.DataFrame({"mu": 0.0, "sd": 1.0, "amplitude": 0.0, "baseline": [1.0, 2, 3]},
+                              index=voxels)
+    covariance = np.array([[1.0, 0.6, 0.0], [0.6, 2.0, -0.5], [0.0, -0.5, 0.5]])
+    model = GaussianPRF()
+    data = model.simulate(paradigm, parameters, noise=covariance, seed=0)
+    assert data.columns.equals(voxels)
+    np.testing.assert_allclose(data.mean().to_numpy(), [1.0, 2.0, 3.0], atol=0.03)
+    np.testing.assert_allclose(np.cov(data.to_numpy().T), covariance, atol=0.05)
+    # a DataFrame is matched to the voxels by label
+    shuffled = pd.DataFrame(covariance, index=voxels, columns=voxels).loc[["c", "a", "b"],
+                                                                          ["b", "c", "a"]]
+    by_label = model.simulate(paradigm, parameters, noise=shuffled, seed=0)
+    np.testing.assert_allclose(by_label.to_numpy(), data.to_numpy())
+    # multivariate Student-t: shape ``covariance``, covariance dof / (dof - 2) times it
+    student = model.simulate(paradigm, parameters, noise=covariance, dof=6, seed=1)
+    np.testing.assert_allclose(np.cov(student.to_numpy().T), covariance * 6 / 4, atol=0.12)
+    assert stats.kurtosis(student["a"]) > 1.0  # excess kurtosis of t(6) is 3
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    ({"noise": np.array([[1.0, 0.5], [0.0, 1.0]])}, "noise covariance is not symmetric"),
+    ({"noise": np.eye(3)}, "noise covariance is 3 × 3 but there are 2 voxels"),
     ({"noise": [1.0, 2.0, 3.0]}, "noise has 3 values but there are 2 voxels"),
     ({"noise": -1.0}, "noise must be finite and >= 0"),
     ({"noise": np.inf}, "noise must be finite and >= 0"),
@@ -581,3 +605,36 @@ def test_predict_in_voxel_chunks_equals_one_pass(monkeypatch):
     assert base._voxel_chunk(experiment.paradigm.shape) == 256
     pd.testing.assert_frame_equal(chunked, one_pass, rtol=1e-6, atol=1e-6)
     assert list(chunked.columns) == list(parameters.index)
+
+
+# ---------------------------------------------------------------------------- basis functions
+def test_basis_predictions_are_what_the_weights_combine(rng):
+    units = pd.Index([f"u{i}" for i in range(6)], name="unit")
+    basis = pd.DataFrame({"mu": np.linspace(0, 2 * np.pi, 6, endpoint=False), "kappa": 1.0,
+                          "amplitude": 1.0, "baseline": 0.0}, index=units)
+    weights = pd.DataFrame(rng.uniform(0, 1, (6, 3)), index=units,
+                           columns=pd.Index(["a", "b", "c"], name="voxel"))
+    model = VonMisesPRF(parameters=basis, weights=weights)
+    orientations = pd.DataFrame({"x": np.linspace(0, 2 * np.pi, 25)},
+                                index=pd.Index(np.arange(25) * 2, name="trial"))
+    responses = model.basis_predictions(orientations)
+    assert responses.index.equals(orientations.index) and responses.columns.equals(units)
+    np.testing.assert_allclose(responses.to_numpy() @ weights.to_numpy(),
+                               model.predict(orientations).to_numpy(), rtol=1e-5, atol=1e-6)
+    # without weights, the basis functions are the voxels
+    pd.testing.assert_frame_equal(VonMisesPRF(parameters=basis).predict(orientations),
+                                  responses)
+
+
+def test_linear_basis_predictions_are_the_regressors_convolved_with_the_hrf():
+    events = np.zeros((40, 2))
+    events[[3, 20], 0] = 1.0
+    events[10, 1] = 1.0
+    plain = LinearModel().basis_predictions(events)
+    np.testing.assert_array_equal(plain.to_numpy(), events)
+    hrf = SPMHRFModel(tr=1.0)
+    model = LinearModelWithBaselineHRF(hrf_model=hrf)
+    convolved = model.basis_predictions(events).to_numpy()
+    kernel = np.asarray(hrf.get_hrf(), dtype=np.float64).ravel()
+    expected = np.column_stack([np.convolve(events[:, j], kernel)[:40] for j in range(2)])
+    np.testing.assert_allclose(convolved, expected, rtol=1e-5, atol=1e-6)

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from ..hrf import HRFModel, SPMHRFModel
 from ..stimuli import OneDimensionalStimulus
+from ..utils.distributions import check_covariance
 from ..utils.formatting import PARAMETER, VOXEL, format_data, format_parameters, to_frame
 from ..utils.math import Identity
 from ..utils.validation import check_same_index, format_labels
@@ -365,12 +366,14 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         ----------
         paradigm, parameters, weights : optional
             As in :meth:`predict`.
-        noise : float, array-like of shape (n_voxels,) or Series, default 1.0
-            Standard deviation of the noise; per voxel if an array (in voxel order) or a
-            Series (matched to the voxels by label).
+        noise : float, array-like, Series or DataFrame, default 1.0
+            Standard deviation of the noise; per voxel if a vector of length n_voxels (in
+            voxel order) or a Series (matched to the voxels by label). A square matrix (or
+            a voxel × voxel DataFrame, matched by label) is the noise covariance:
+            correlated multivariate noise, as assumed by the decoding methods.
         dof : float, optional
-            Degrees of freedom of Student-t noise (scaled so ``noise`` is its scale);
-            Gaussian when None.
+            Degrees of freedom of Student-t noise (scaled so ``noise`` is its scale; with a
+            covariance, multivariate Student-t of shape ``noise``); Gaussian when None.
         n_repeats : int, default 1
             Number of noisy repeats; with more than one, rows are indexed by
             (``repeat``, time).
@@ -386,9 +389,12 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         ------
         ValueError
             For negative or non-finite noise, a noise array of the wrong length, a noise
-            Series lacking voxels, ``dof <= 0`` or ``n_repeats < 1``.
+            Series lacking voxels, a covariance that is not symmetric positive definite,
+            ``dof <= 0`` or ``n_repeats < 1``.
         """
         prediction = self.predict(paradigm, parameters, weights)
+        if isinstance(noise, pd.DataFrame) or np.ndim(noise) == 2:
+            return self._simulate_correlated(prediction, noise, dof, n_repeats, seed)
         if isinstance(noise, pd.Series):
             missing = [voxel for voxel in prediction.columns if voxel not in noise.index]
             if missing:
@@ -414,6 +420,59 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         if n_repeats == 1:
             return frames[0]
         return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
+
+    @staticmethod
+    def _simulate_correlated(prediction, covariance, dof, n_repeats, seed):
+        """Predictions plus multivariate normal (or Student-t) noise of a given covariance."""
+        voxels = prediction.columns
+        if isinstance(covariance, pd.DataFrame):
+            missing = [voxel for voxel in voxels
+                       if voxel not in covariance.index or voxel not in covariance.columns]
+            if missing:
+                raise ValueError(f"noise covariance has no row/column for voxels "
+                                 f"{format_labels(missing)}")
+            covariance = covariance.loc[voxels, voxels]
+        covariance = check_covariance(covariance, "noise covariance", n=len(voxels))
+        if dof is not None and not dof > 0:
+            raise ValueError(f"dof must be > 0, got {dof!r}")
+        if int(n_repeats) < 1:
+            raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+        chol = np.linalg.cholesky(covariance)
+        rng = np.random.default_rng(seed)
+        frames = []
+        for _ in range(int(n_repeats)):
+            draws = rng.standard_normal(prediction.shape) @ chol.T
+            if dof is not None:
+                draws /= np.sqrt(rng.chisquare(dof, size=(len(prediction), 1)) / dof)
+            frames.append(prediction + draws)
+        if n_repeats == 1:
+            return frames[0]
+        return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
+
+    def basis_predictions(self, paradigm=None, parameters=None):
+        """Return every basis function's response to the paradigm, before the weights.
+
+        The basis functions are the parameter rows; a model with weights predicts a
+        voxel as the weighted sum of these columns. Without weights every parameter row is
+        a voxel, and this equals :meth:`predict`.
+
+        Parameters
+        ----------
+        paradigm : DataFrame or array-like, optional
+            Stimulus per time point (falls back to the constructor's).
+        parameters : DataFrame or array-like, optional
+            Basis function × parameter values (falls back to the constructor's).
+
+        Returns
+        -------
+        DataFrame
+            Time × basis function, indexed by the paradigm's time index, columns the
+            parameters' index.
+        """
+        paradigm = self.get_paradigm(paradigm)
+        parameters = self._get_parameters(parameters)
+        response = self._predict(paradigm.to_numpy(np.float32), self._parameter_array(parameters))
+        return pd.DataFrame(response.numpy(), index=paradigm.index, columns=parameters.index)
 
     def get_config(self):
         """Return the model's specification (class, stimulus space, HRF) as a dict.

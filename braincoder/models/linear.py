@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from ..stimuli import Stimulus
@@ -77,6 +78,27 @@ class LinearModel(EncodingModel):
 
     def _weight_index(self, paradigm, parameters):
         return paradigm.columns
+
+    def basis_predictions(self, paradigm=None, parameters=None):
+        """Return the regressors the weights multiply: the paradigm's columns.
+
+        With an HRF they are convolved with it; the baseline is not included.
+
+        Parameters
+        ----------
+        paradigm : DataFrame or array-like, optional
+            Stimulus features per time point (falls back to the constructor's).
+        parameters : optional
+            Unused: a linear model's basis functions have no parameters.
+
+        Returns
+        -------
+        DataFrame
+            Time × stimulus feature.
+        """
+        paradigm = self.get_paradigm(paradigm)
+        design, _ = self._weight_design(paradigm, None)
+        return pd.DataFrame(design, index=paradigm.index, columns=paradigm.columns)
 
 
 @register_model("linear_baseline")
