@@ -19,6 +19,7 @@ __all__ = [
     "CircularStimulus",
     "OneDimensionalRadialStimulus",
     "PositiveStimulus",
+    "StimulusWithAmplitude",
     "ImageStimulus",
     "make_grid_coordinates",
 ]
@@ -99,6 +100,17 @@ class Stimulus:
             Grid points × dimensions.
         """
         raise NotImplementedError
+
+    def overlap_grid(self):
+        """Return the stimuli over which receptive fields are compared (their overlap).
+
+        Returns
+        -------
+        DataFrame
+            Grid points × dimensions; the default decoding grid unless a space overrides
+            it.
+        """
+        return self.default_grid()
 
     def get_config(self):
         """Return the space's arguments as a JSON-serialisable dict.
@@ -213,6 +225,79 @@ class CircularStimulus(OneDimensionalStimulus):
 
 
 OneDimensionalRadialStimulus = CircularStimulus
+
+
+class StimulusWithAmplitude(Stimulus):
+    """A one-dimensional stimulus plus its strength (drive): two paradigm columns.
+
+    The first column is the base space's value (e.g. orientation), the second,
+    ``amplitude``, scales the stimulus-driven response (e.g. contrast, or attention's
+    gain). Models built with ``model_stimulus_amplitude=True`` use this space.
+
+    Parameters
+    ----------
+    base : OneDimensionalStimulus
+        The space of the first column (its range checks apply to it).
+
+    Notes
+    -----
+    There is no default decoding grid: the range of plausible amplitudes depends on the
+    experiment, so decoding needs an explicit grid over both columns (for example the
+    Cartesian product built by :meth:`~braincoder.optimize.StimulusFitter.fit_grid`).
+    Receptive fields are compared (:meth:`overlap_grid`) over the base space's grid at
+    amplitude 1.
+    """
+
+    def __init__(self, base):
+        if not isinstance(base, OneDimensionalStimulus):
+            raise TypeError(
+                f"base must be a one-dimensional stimulus space, got {type(base).__name__}"
+            )
+        labels = [*base.dimension_labels, "amplitude"]
+        super().__init__(2, dimension_labels=pd.Index(labels, name=STIMULUS_DIMENSION))
+        self.base = base
+
+    def _check_range(self, frame):
+        self.base._check_range(frame.iloc[:, :1])
+
+    def default_grid(self, n=100):
+        """Not available: a grid over amplitudes must come from the experiment.
+
+        Parameters
+        ----------
+        n : int, default 100
+            Unused.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
+        raise NotImplementedError(
+            "a stimulus with amplitude has no default grid; give one over both columns"
+        )
+
+    def overlap_grid(self):
+        """Return the base space's default grid at amplitude 1.
+
+        Returns
+        -------
+        DataFrame
+            Grid points × (base dimension, ``amplitude``).
+        """
+        grid = self.base.default_grid()
+        grid.columns = self.dimension_labels[:1]
+        return grid.assign(amplitude=1.0)
+
+    def get_config(self):
+        """Return the space's arguments as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            The class name and the base space's configuration.
+        """
+        return {"class": type(self).__name__, "base": self.base.get_config()}
 
 
 class ImageStimulus(Stimulus):

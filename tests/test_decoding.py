@@ -496,3 +496,36 @@ def test_init_pseudo_wwt_sets_the_grid_of_the_overlap(numerosity):
     np.testing.assert_allclose(residuals.WWT.to_numpy(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="stimulus_range must have shape"):
         model.init_pseudoWWT(np.ones((5, 2)))
+
+
+def test_decoding_orientation_and_stimulus_amplitude():
+    rng = np.random.default_rng(80)
+    basis = pd.DataFrame({"mu": np.linspace(0, 2 * np.pi, 8, endpoint=False), "kappa": 1.0,
+                          "amplitude": 1.0, "baseline": 0.0})
+    weights = np.eye(8) * 5.0 + rng.uniform(0, 1, (8, 8))
+    model = VonMisesPRF(parameters=basis, weights=weights, model_stimulus_amplitude=True)
+    omega = 0.25 * np.eye(8)
+    n = 120
+    truth = pd.DataFrame({"x": rng.uniform(-np.pi, np.pi, n),
+                          "amplitude": np.where(np.arange(n) % 2 == 0, 1.5, 0.5)
+                          + rng.normal(0, 0.1, n)})
+    data = model.simulate(truth, noise=omega, seed=81)
+    angles, gains = np.linspace(-np.pi, np.pi, 48, endpoint=False), np.linspace(0, 3, 31)
+    grid = pd.MultiIndex.from_product([angles, gains], names=["x", "amplitude"]).to_frame(
+        index=False)
+    pdf = model.get_stimulus_pdf(data, grid, omega=omega,
+                                 include_multidimensional_stimulus_index=True)
+    assert pdf.columns.names == ["x", "amplitude"]
+    np.testing.assert_allclose(pdf.sum(axis=1), 1.0, rtol=1e-9)
+    marginal = pdf.T.groupby(level="amplitude").sum().T
+    mean_gain = marginal.to_numpy() @ marginal.columns.to_numpy()
+    assert np.corrcoef(mean_gain, truth["amplitude"])[0, 1] > 0.95
+    fitter = StimulusFitter(data, model, omega)
+    fitted = fitter.fit(init_pars=fitter.fit_grid(angles, gains), progressbar=False)
+    assert list(fitted.columns) == ["x", "amplitude"]
+    assert fitted["x"].between(-np.pi, np.pi).all()
+    assert np.corrcoef(fitted["amplitude"], truth["amplitude"])[0, 1] > 0.95
+    error = np.angle(np.exp(1j * (fitted["x"] - truth["x"])))
+    assert np.median(np.abs(error)) < 0.25
+    with pytest.raises(ValueError, match="stimulus_range is required"):
+        model.get_stimulus_pdf(data, omega=omega)

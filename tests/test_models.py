@@ -638,3 +638,41 @@ def test_linear_basis_predictions_are_the_regressors_convolved_with_the_hrf():
     kernel = np.asarray(hrf.get_hrf(), dtype=np.float64).ravel()
     expected = np.column_stack([np.convolve(events[:, j], kernel)[:40] for j in range(2)])
     np.testing.assert_allclose(convolved, expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- stimulus amplitude
+def test_stimulus_amplitude_scales_the_driven_response_and_round_trips(tmp_path):
+    from braincoder.models import EncodingModel
+    from braincoder.stimuli import StimulusWithAmplitude
+
+    pars = pd.DataFrame({"mu": [0.5, 2.0], "kappa": [1.0, 3.0], "amplitude": [2.0, 1.0],
+                         "baseline": [0.5, -1.0]}, index=pd.Index(["v1", "v2"], name="voxel"))
+    model = VonMisesPRF(parameters=pars, model_stimulus_amplitude=True)
+    assert isinstance(model.stimulus, StimulusWithAmplitude)
+    assert list(model.stimulus.dimension_labels) == ["x", "amplitude"]
+    paradigm = pd.DataFrame({"x": np.linspace(0, 6, 13), "amplitude": np.linspace(0, 3, 13)})
+    got = model.predict(paradigm).to_numpy()
+    x, a = paradigm["x"].to_numpy()[:, None], paradigm["amplitude"].to_numpy()[:, None]
+    expected = pars["baseline"].to_numpy() + pars["amplitude"].to_numpy() * a * np.exp(
+        pars["kappa"].to_numpy() * (np.cos(x - pars["mu"].to_numpy()) - 1))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # JSON and directory round trips keep the option
+    for loaded in (EncodingModel.from_json(model.to_json()),
+                   EncodingModel.load(model.save(tmp_path / "m"))):
+        assert loaded.model_stimulus_amplitude
+        np.testing.assert_allclose(loaded.predict(paradigm).to_numpy(), got, rtol=1e-6)
+    assert "model_stimulus_amplitude" not in VonMisesPRF().get_config()
+    # the HRF variant convolves the scaled response
+    hrf = SPMHRFModel(tr=1.0)
+    with_hrf = GaussianPRFWithHRF(hrf_model=hrf, model_stimulus_amplitude=True,
+                                  parameters=[[5.0, 1.0, 1.0, 0.0]])
+    steady = with_hrf.predict(pd.DataFrame({"x": 5.0, "amplitude": [2.0] * 40}))
+    half = with_hrf.predict(pd.DataFrame({"x": 5.0, "amplitude": [1.0] * 40}))
+    np.testing.assert_allclose(steady.to_numpy(), 2 * half.to_numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="paradigm has 1 columns but this stimulus space has 2"):
+        model.predict(np.ones(5))
+    with pytest.raises(ValueError, match="paradigm must be > 0"):
+        LogGaussianPRF(model_stimulus_amplitude=True, parameters=[[5.0, 0.5, 1.0, 0.0]]).predict(
+            pd.DataFrame({"x": [0.0], "amplitude": [1.0]}))
+    with pytest.raises(TypeError, match="model_stimulus_amplitude must be True or False"):
+        VonMisesPRF(model_stimulus_amplitude="yes")

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from braincoder.datasets import simulate_prf_2d
 from braincoder.hrf import SPMHRFModel
-from braincoder.models import GaussianPRF, GaussianPRF2DWithHRF
+from braincoder.models import GaussianPRF, GaussianPRF2DWithHRF, VonMisesPRF
 from braincoder.optimize import ParameterFitter, _loop
 
 XY = np.linspace(-4.5, 4.5, 10)
@@ -486,3 +486,23 @@ def test_refit_with_other_bounds_reuses_the_compiled_solver(experiment):
     expected = fresh.fit(init_pars=wider, progressbar=False)
     assert len(fitter._solver_cache) == 1
     pd.testing.assert_frame_equal(second, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_tuning_recovered_when_the_paradigm_carries_stimulus_amplitude():
+    rng = np.random.default_rng(3)
+    n = 30
+    truth = pd.DataFrame({"mu": rng.uniform(-np.pi, np.pi, n), "kappa": rng.uniform(1, 4, n),
+                          "amplitude": rng.uniform(1, 2, n), "baseline": rng.normal(0, 0.2, n)})
+    model = VonMisesPRF(model_stimulus_amplitude=True)
+    paradigm = pd.DataFrame({"x": rng.uniform(-np.pi, np.pi, 200),
+                             "amplitude": rng.choice([0.5, 1.0, 2.0], 200)})
+    data = model.simulate(paradigm, truth, noise=0.3, seed=4)
+    fitter = ParameterFitter(model, data, paradigm)
+    grid = fitter.fit_grid(mu=np.linspace(-np.pi, np.pi, 24, endpoint=False),
+                           kappa=np.geomspace(0.5, 8, 10), amplitude=[1.0], baseline=[0.0])
+    estimates = fitter.fit(init_pars=fitter.refine_baseline_and_amplitude(grid),
+                           progressbar=False)
+    for label in ("kappa", "amplitude", "baseline"):
+        assert np.corrcoef(estimates[label], truth[label])[0, 1] > 0.95, label
+    error = np.angle(np.exp(1j * (estimates["mu"] - truth["mu"])))
+    assert np.median(np.abs(error)) < 0.05

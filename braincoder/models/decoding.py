@@ -324,7 +324,7 @@ class DecodingMixin:
             grid = getattr(self, "_overlap_grid", None)
             if grid is None:
                 try:
-                    grid = self.stimulus.default_grid()
+                    grid = self.stimulus.overlap_grid()
                 except NotImplementedError:
                     raise ValueError(
                         f"{type(self).__name__} has no weights and its stimulus space has no "
@@ -397,7 +397,7 @@ class DecodingMixin:
 
     def get_stimulus_pdf(
         self, data, stimulus_range=None, parameters=None, weights=None, omega=None, dof=None,
-        normalize=True,
+        normalize=True, include_multidimensional_stimulus_index=False,
     ):
         """Posterior over a grid of stimuli for every time point (flat prior).
 
@@ -414,6 +414,10 @@ class DecodingMixin:
             See :meth:`likelihood`.
         normalize : bool, default True
             See :meth:`likelihood`.
+        include_multidimensional_stimulus_index : bool, default False
+            For a grid with several dimensions, label the columns with a MultiIndex of the
+            stimulus values (one level per dimension, named by the stimulus space), so
+            that marginals are a ``groupby(level=...)`` away. Not for image models.
 
         Returns
         -------
@@ -430,10 +434,28 @@ class DecodingMixin:
         >>> float(pdf.columns[pdf.to_numpy().argmax()])
         2.0
         """
-        return self.likelihood(
+        if stimulus_range is None:
+            self._stimulus_grid(None, "stimulus_range")  # a clear error if there is no default
+        pdf = self.likelihood(
             stimulus_range, data, parameters, weights, omega, dof, logp=False,
             normalize=normalize,
         )
+        if include_multidimensional_stimulus_index and self.stimulus.n_dimensions != 1:
+            if isinstance(self.stimulus, ImageStimulus):
+                raise ValueError(
+                    "include_multidimensional_stimulus_index is not available for image "
+                    "models (one dimension per pixel)"
+                )
+            grid, _, _ = self._stimulus_grid(stimulus_range)
+            labels = (self.stimulus.dimension_labels
+                      if self.stimulus.dimension_labels is not None
+                      and len(self.stimulus.dimension_labels) == grid.shape[1]
+                      else range(grid.shape[1]))
+            pdf.columns = pd.MultiIndex.from_arrays(
+                [grid[:, j].astype(np.float64) for j in range(grid.shape[1])],
+                names=[str(label) for label in labels],
+            )
+        return pdf
 
     def get_fisher_information(
         self, stimuli=None, omega=None, dof=None, weights=None, parameters=None, n=1000,

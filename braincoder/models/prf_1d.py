@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-from ..stimuli import CircularStimulus, OneDimensionalStimulus, PositiveStimulus
+from ..stimuli import (
+    CircularStimulus,
+    OneDimensionalStimulus,
+    PositiveStimulus,
+    StimulusWithAmplitude,
+)
 from ..utils.math import Softplus
-from .base import EncodingModel, HRFConstructor
+from .base import EncodingModel, HRFConstructor, HRFEncodingModel
 from .registry import register_model
 
 __all__ = [
@@ -19,16 +25,62 @@ __all__ = [
 
 
 class _PRF1D(EncodingModel):
-    """Shared parts of the 1D tuning models: ``baseline + amplitude · f(x; θ)``."""
+    """Shared parts of the 1D tuning models: ``baseline + amplitude · f(x; θ)``.
+
+    With ``model_stimulus_amplitude``, the paradigm's second column ``a`` scales the
+    stimulus-driven part: ``baseline + amplitude · a · f(x; θ)``.
+    """
 
     linear_in_amplitude = True
+
+    def __init__(
+        self, paradigm=None, data=None, parameters=None, weights=None, omega=None,
+        verbosity=20, model_stimulus_amplitude=False,
+    ):
+        if not isinstance(model_stimulus_amplitude, bool | np.bool_):
+            raise TypeError(
+                f"model_stimulus_amplitude must be True or False, got {model_stimulus_amplitude!r}"
+            )
+        self.model_stimulus_amplitude = bool(model_stimulus_amplitude)
+        base = self._make_stimulus()
+        self.stimulus = StimulusWithAmplitude(base) if self.model_stimulus_amplitude else base
+        super().__init__(paradigm, data, parameters, weights, omega, verbosity)
 
     def _tuning(self, x, parameters):
         raise NotImplementedError
 
     def _neural(self, paradigm, parameters):
         amplitude = parameters[:, self.parameter_labels.index("amplitude")]
-        return self._tuning(paradigm[:, :1], parameters) * amplitude[tf.newaxis, :]
+        response = self._tuning(paradigm[:, :1], parameters) * amplitude[tf.newaxis, :]
+        if self.model_stimulus_amplitude:
+            response = response * paradigm[:, 1:2]
+        return response
+
+    def get_config(self):
+        """Return the model's specification (with the stimulus-amplitude option if set).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable specification.
+        """
+        config = super().get_config()
+        if self.model_stimulus_amplitude:
+            config["model_stimulus_amplitude"] = True
+        return config
+
+
+class _HRF1D(HRFConstructor):
+    """HRF mixin of the 1D models, whose constructor also takes the amplitude option."""
+
+    def __init__(
+        self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
+        omega=None, verbosity=20, model_stimulus_amplitude=False,
+    ):
+        HRFEncodingModel.__init__(
+            self, paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
+            verbosity=verbosity, model_stimulus_amplitude=model_stimulus_amplitude,
+        )
 
 
 @register_model("gaussian_prf")
@@ -39,6 +91,10 @@ class GaussianPRF(_PRF1D):
     ----------
     paradigm, data, parameters, weights, omega, verbosity
         See :class:`EncodingModel`. The paradigm has one column.
+    model_stimulus_amplitude : bool, default False
+        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
+        response (stimulus strength or attentional gain); the stimulus space becomes
+        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
 
     Notes
     -----
@@ -76,6 +132,10 @@ class VonMisesPRF(_PRF1D):
     ----------
     paradigm, data, parameters, weights, omega, verbosity
         See :class:`EncodingModel`. The paradigm has one column (radians).
+    model_stimulus_amplitude : bool, default False
+        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
+        response (stimulus strength or attentional gain); the stimulus space becomes
+        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
 
     Notes
     -----
@@ -105,6 +165,10 @@ class LogGaussianPRF(_PRF1D):
     ----------
     paradigm, data, parameters, weights, omega, verbosity
         See :class:`EncodingModel`. The paradigm has one column of positive values.
+    model_stimulus_amplitude : bool, default False
+        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
+        response (stimulus strength or attentional gain); the stimulus space becomes
+        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
 
     Notes
     -----
@@ -128,7 +192,7 @@ class LogGaussianPRF(_PRF1D):
 
 
 @register_model("gaussian_prf_hrf")
-class GaussianPRFWithHRF(HRFConstructor, GaussianPRF):
+class GaussianPRFWithHRF(_HRF1D, GaussianPRF):
     """:class:`GaussianPRF` whose response is convolved with an HRF.
 
     Parameters
@@ -139,6 +203,10 @@ class GaussianPRFWithHRF(HRFConstructor, GaussianPRF):
         The HRF; with ``unique_hrfs=True`` the labels gain ``hrf_delay``, ``hrf_dispersion``.
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    model_stimulus_amplitude : bool, default False
+        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
+        response (stimulus strength or attentional gain); the stimulus space becomes
+        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
 
     Notes
     -----
@@ -147,7 +215,7 @@ class GaussianPRFWithHRF(HRFConstructor, GaussianPRF):
 
 
 @register_model("log_gaussian_prf_hrf")
-class LogGaussianPRFWithHRF(HRFConstructor, LogGaussianPRF):
+class LogGaussianPRFWithHRF(_HRF1D, LogGaussianPRF):
     """:class:`LogGaussianPRF` whose response is convolved with an HRF.
 
     Parameters
@@ -158,4 +226,8 @@ class LogGaussianPRFWithHRF(HRFConstructor, LogGaussianPRF):
         The HRF.
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    model_stimulus_amplitude : bool, default False
+        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
+        response (stimulus strength or attentional gain); the stimulus space becomes
+        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
     """

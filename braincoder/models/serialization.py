@@ -40,7 +40,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
 _BLOCKS = ("parameters", "weights", "omega")
 _DOCUMENT_KEYS = {"format", "format_version", "spec", *_BLOCKS}
-_SPEC_ARGUMENTS = ("hrf_model", "grid_coordinates")
+_SPEC_ARGUMENTS = ("hrf_model", "grid_coordinates", "model_stimulus_amplitude")
 _VALUE_DTYPES = ("float64", "float32")
 _NPZ_THRESHOLD = 1_000_000
 
@@ -183,8 +183,9 @@ def model_from_config(spec):
     Parameters
     ----------
     spec : dict
-        ``{"model": name, "hrf_model": {...}, "grid_coordinates": {"x": [...], "y": [...]}}``
-        (the last two only for models that take them).
+        ``{"model": name, "hrf_model": {...}, "grid_coordinates": {"x": [...], "y": [...]},
+        "model_stimulus_amplitude": true}`` (all but ``model`` only for models that take
+        them).
 
     Returns
     -------
@@ -242,6 +243,11 @@ def model_from_config(spec):
         kwargs["grid_coordinates"] = pd.DataFrame(
             {"x": xy[0], "y": xy[1]}, index=pd.RangeIndex(xy.shape[1], name="pixel")
         )
+    if "model_stimulus_amplitude" in spec:
+        flag = spec["model_stimulus_amplitude"]
+        if not isinstance(flag, bool):
+            raise ValueError("model spec: 'model_stimulus_amplitude' must be true or false")
+        kwargs["model_stimulus_amplitude"] = flag
     return cls(**kwargs)
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ..stimuli import CircularStimulus, ImageStimulus, PositiveStimulus
+from ..stimuli import (
+    CircularStimulus,
+    ImageStimulus,
+    PositiveStimulus,
+    StimulusWithAmplitude,
+)
 from ..utils.distributions import mvn_logpdf, mvt_logpdf
 from ..utils.formatting import format_data
 from ._adam_loop import adam_minimize
@@ -57,6 +62,22 @@ def make_bar_stimulus_fn(grid_coordinates, edge_width=0.1):
     return stimulus_fn
 
 
+def _column_kinds(space, n_columns, stimulus_fn):
+    """Which stimulus columns are optimised in log space, and the circular space, if any.
+
+    Returns a boolean mask over the ``n_columns`` columns (positive stimuli: the first
+    column of a :class:`~braincoder.stimuli.PositiveStimulus`, alone or with an amplitude)
+    and the :class:`~braincoder.stimuli.CircularStimulus` whose first column is wrapped
+    into one period (or None).
+    """
+    positive = np.zeros(n_columns, dtype=bool)
+    if stimulus_fn is not None:
+        return positive, None
+    base = space.base if isinstance(space, StimulusWithAmplitude) else space
+    positive[0] = isinstance(base, PositiveStimulus) and n_columns > 0
+    return positive, base if isinstance(base, CircularStimulus) else None
+
+
 def _neighbour_pairs(grid_coordinates):
     """Index pairs of horizontally and vertically adjacent pixels on a regular lattice."""
     coords = np.asarray(grid_coordinates, dtype=np.float64)
@@ -87,6 +108,8 @@ class StimulusFitter:
       tuning; circular stimuli are wrapped into the grid's period).
     * Image models: the pixel values, or — with ``stimulus_fn`` — the parameters of a
       parametric stimulus (e.g. :func:`~braincoder.optimize.stimulus.make_bar_stimulus_fn`).
+    * 1D models with ``model_stimulus_amplitude``: the stimulus value (as above) and its
+      amplitude.
     * Other multi-dimensional models: the stimulus features.
 
     Parameters
@@ -261,10 +284,10 @@ class StimulusFitter:
             raise ValueError("smoothness needs an image model (a pixel grid)")
         if stimulus_fn is not None and not callable(stimulus_fn):
             raise TypeError("stimulus_fn must be callable: params tensor -> images tensor")
-        positive = isinstance(space, PositiveStimulus) and stimulus_fn is None
         init, columns = self._initial(init_pars, stimulus_fn, stimulus_range)
-        if positive:
-            init = np.log(init)
+        positive, circular = _column_kinds(space, init.shape[1], stimulus_fn)
+        init = np.where(positive, np.log(np.where(positive, init, 1.0)), init).astype(np.float32)
+        log_columns = tf.constant(positive.astype(np.float32))
 
         inputs = self.model, self.inputs
         chol = tf.linalg.cholesky(tf.constant(self.inputs.omega, tf.float64))
@@ -276,7 +299,8 @@ class StimulusFitter:
         def objective(u):
             """Negative log posterior per time point (float64, (n_timepoints,))."""
             model, ins = inputs
-            stimulus = tf.exp(u) if positive else u
+            # exp() on the positive columns (optimised in log space), identity elsewhere
+            stimulus = u + log_columns * (tf.exp(u * log_columns) - u)
             if stimulus_fn is not None:
                 stimulus = tf.cast(stimulus_fn(stimulus), tf.float32)
             response = tf.cast(
@@ -308,10 +332,10 @@ class StimulusFitter:
         if keep_start.any():
             logger.info("%d time points kept their grid start", int(keep_start.sum()))
         best = np.where(keep_start[:, np.newaxis], init, result.x).astype(np.float64)
-        values = np.exp(best) if positive else best
-        if isinstance(space, CircularStimulus) and stimulus_fn is None:
-            low = float(space.default_grid(2).to_numpy().min())
-            values = np.mod(values - low, 2 * np.pi) + low
+        values = np.where(positive, np.exp(np.where(positive, best, 0.0)), best)
+        if circular is not None:
+            low = float(circular.default_grid(2).to_numpy().min())
+            values[:, 0] = np.mod(values[:, 0] - low, 2 * np.pi) + low
         index = self.data.index
         self.estimated_stimulus = pd.DataFrame(values, index=index, columns=columns)
         self.log_posterior = pd.Series(-np.minimum(final_cost, start_cost), index=index,
@@ -354,7 +378,8 @@ class StimulusFitter:
             raise ValueError("init_pars holds NaN/inf values")
         if stimulus_fn is None:
             self._check_width(init, "init_pars")
-        if isinstance(space, PositiveStimulus) and stimulus_fn is None and (init <= 0).any():
+        positive, _ = _column_kinds(space, init.shape[1], stimulus_fn)
+        if (init[:, positive] <= 0).any():
             raise ValueError("init_pars must be > 0 for a positive stimulus space")
         return init.astype(np.float32), columns
 
