@@ -57,17 +57,16 @@ class _PRF1D(EncodingModel):
         return response
 
     def get_config(self):
-        """Return the model's specification (with the stimulus-amplitude option if set).
+        """Return the specification; ``model_stimulus_amplitude`` is recorded only when set.
 
         Returns
         -------
         dict
-            JSON-serialisable specification.
+            What :func:`~braincoder.models.serialization.model_from_config` rebuilds the
+            model from.
         """
-        config = super().get_config()
-        if self.model_stimulus_amplitude:
-            config["model_stimulus_amplitude"] = True
-        return config
+        extra = {"model_stimulus_amplitude": True} if self.model_stimulus_amplitude else {}
+        return {**super().get_config(), **extra}
 
 
 class _HRF1D(HRFConstructor):
