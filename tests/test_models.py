@@ -676,3 +676,24 @@ def test_stimulus_amplitude_scales_the_driven_response_and_round_trips(tmp_path)
             pd.DataFrame({"x": [0.0], "amplitude": [1.0]}))
     with pytest.raises(TypeError, match="model_stimulus_amplitude must be True or False"):
         VonMisesPRF(model_stimulus_amplitude="yes")
+
+
+def test_flexible_hrf_parameters_sets_per_voxel_hrfs_on_a_copy():
+    grid = make_grid_coordinates(6)
+    shared = SPMHRFModel(tr=1.5)
+    flexible = GaussianPRF2DWithHRF(grid, hrf_model=shared, flexible_hrf_parameters=True)
+    assert flexible.get_parameter_labels()[-2:] == ["hrf_delay", "hrf_dispersion"]
+    assert not shared.unique_hrfs and flexible.hrf_model is not shared
+    reference = GaussianPRF2DWithHRF(grid, hrf_model=SPMHRFModel(tr=1.5, unique_hrfs=True))
+    pars = pd.DataFrame({"x": [0.5, -1.0], "y": [0.0, 1.0], "sd": [1.0, 2.0],
+                         "baseline": [0.0, 1.0], "amplitude": [1.0, 2.0],
+                         "hrf_delay": [5.0, 6.5], "hrf_dispersion": [0.8, 1.2]})
+    paradigm = np.random.default_rng(5).uniform(0, 1, (30, len(grid)))
+    pd.testing.assert_frame_equal(flexible.predict(paradigm, pars),
+                                  reference.predict(paradigm, pars))
+    one_hrf = GaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=1.0, unique_hrfs=True),
+                                 flexible_hrf_parameters=False)
+    assert one_hrf.get_parameter_labels() == ["mu", "sd", "amplitude", "baseline"]
+    with pytest.raises(ValueError, match="CustomHRFModel has no per-voxel HRF parameters"):
+        GaussianPRFWithHRF(hrf_model=CustomHRFModel([0.0, 1.0, 0.5]),
+                           flexible_hrf_parameters=True)

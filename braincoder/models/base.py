@@ -497,9 +497,14 @@ class HRFEncodingModel:
     hrf_model : HRFModel, optional
         The HRF. Defaults to ``SPMHRFModel(tr=1.0)`` with a warning, since the repetition
         time is a property of the data the model cannot guess.
+    flexible_hrf_parameters : bool, optional
+        True gives every voxel its own HRF parameters (``hrf_delay``, ``hrf_dispersion``),
+        False one shared HRF; None (default) keeps ``hrf_model.unique_hrfs``. The model
+        then uses a copy of ``hrf_model`` with that setting; the caller's object is not
+        changed.
     """
 
-    def __init__(self, *args, hrf_model=None, **kwargs):
+    def __init__(self, *args, hrf_model=None, flexible_hrf_parameters=None, **kwargs):
         if hrf_model is None:
             warnings.warn(
                 f"{type(self).__name__}: no hrf_model given; using SPMHRFModel(tr=1.0). Pass "
@@ -510,6 +515,8 @@ class HRFEncodingModel:
             hrf_model = SPMHRFModel(tr=1.0)
         if not isinstance(hrf_model, HRFModel):
             raise TypeError(f"hrf_model must be an HRFModel, got {type(hrf_model).__name__}")
+        if flexible_hrf_parameters is not None:
+            hrf_model = _with_unique_hrfs(hrf_model, flexible_hrf_parameters)
         self.hrf_model = hrf_model
         super().__init__(*args, **kwargs)
 
@@ -565,12 +572,29 @@ class HRFConstructor(HRFEncodingModel):
 
     def __init__(
         self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
-        omega=None, verbosity=20,
+        omega=None, verbosity=20, flexible_hrf_parameters=None,
     ):
         super().__init__(
             paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
-            verbosity=verbosity,
+            verbosity=verbosity, flexible_hrf_parameters=flexible_hrf_parameters,
         )
+
+
+def _with_unique_hrfs(hrf_model, unique):
+    """``hrf_model`` itself, or a copy with ``unique_hrfs`` set to ``unique``."""
+    if not isinstance(unique, bool | np.bool_):
+        raise TypeError(f"flexible_hrf_parameters must be True, False or None, got {unique!r}")
+    if bool(unique) == hrf_model.unique_hrfs:
+        return hrf_model
+    config = hrf_model.get_config()
+    if "unique_hrfs" not in config:
+        raise ValueError(
+            f"flexible_hrf_parameters: {type(hrf_model).__name__} has no per-voxel HRF "
+            "parameters; use SPMHRFModel"
+        )
+    from ..hrf import hrf_model_from_config
+
+    return hrf_model_from_config({**config, "unique_hrfs": bool(unique)})
 
 
 def _align_by_label(frame, labels, what, reference, axis=0):

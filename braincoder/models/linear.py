@@ -152,6 +152,9 @@ class LinearModelWithBaselineHRF(HRFConstructor, LinearModelWithBaseline):
         The HRF (see :class:`~braincoder.hrf.SPMHRFModel`).
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    flexible_hrf_parameters : bool, optional
+        Per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
 
     Notes
     -----

@@ -74,11 +74,12 @@ class _HRF1D(HRFConstructor):
 
     def __init__(
         self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
-        omega=None, verbosity=20, model_stimulus_amplitude=False,
+        omega=None, verbosity=20, model_stimulus_amplitude=False, flexible_hrf_parameters=None,
     ):
         HRFEncodingModel.__init__(
             self, paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
             verbosity=verbosity, model_stimulus_amplitude=model_stimulus_amplitude,
+            flexible_hrf_parameters=flexible_hrf_parameters,
         )
 
 
@@ -206,6 +207,9 @@ class GaussianPRFWithHRF(_HRF1D, GaussianPRF):
         Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
         response (stimulus strength or attentional gain); the stimulus space becomes
         :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
+    flexible_hrf_parameters : bool, optional
+        Per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
 
     Notes
     -----
@@ -225,8 +229,7 @@ class LogGaussianPRFWithHRF(_HRF1D, LogGaussianPRF):
         The HRF.
     omega, verbosity : optional
         See :class:`EncodingModel`.
-    model_stimulus_amplitude : bool, default False
-        Add a second paradigm column, ``amplitude``, that multiplies the stimulus-driven
-        response (stimulus strength or attentional gain); the stimulus space becomes
-        :class:`~braincoder.stimuli.StimulusWithAmplitude` and decoding recovers both.
+    model_stimulus_amplitude, flexible_hrf_parameters : optional
+        As in :class:`GaussianPRFWithHRF`: the stimulus-strength column, and per-voxel
+        (True) or shared (False) HRF parameters.
     """

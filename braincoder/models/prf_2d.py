@@ -240,11 +240,11 @@ class _WithHRF2D(HRFEncodingModel):
 
     def __init__(
         self, grid_coordinates=None, paradigm=None, data=None, parameters=None, weights=None,
-        hrf_model=None, omega=None, verbosity=20,
+        hrf_model=None, omega=None, verbosity=20, flexible_hrf_parameters=None,
     ):
         super().__init__(
             grid_coordinates, paradigm, data, parameters, weights, hrf_model=hrf_model,
-            omega=omega, verbosity=verbosity,
+            omega=omega, verbosity=verbosity, flexible_hrf_parameters=flexible_hrf_parameters,
         )
 
 
@@ -263,6 +263,9 @@ class GaussianPRF2DWithHRF(_WithHRF2D, GaussianPRF2D):
         and ``hrf_dispersion``.
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    flexible_hrf_parameters : bool, optional
+        Per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
 
     Notes
     -----
@@ -294,6 +297,9 @@ class DifferenceOfGaussiansPRF2DWithHRF(_WithHRF2D, DifferenceOfGaussiansPRF2D):
         The HRF.
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    flexible_hrf_parameters : bool, optional
+        Per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
     """
 
 
@@ -311,4 +317,7 @@ class DivisiveNormalizationGaussianPRF2DWithHRF(_WithHRF2D, DivisiveNormalizatio
         The HRF.
     omega, verbosity : optional
         See :class:`EncodingModel`.
+    flexible_hrf_parameters : bool, optional
+        Per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
     """
