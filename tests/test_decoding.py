@@ -529,3 +529,37 @@ def test_decoding_orientation_and_stimulus_amplitude():
     assert np.median(np.abs(error)) < 0.25
     with pytest.raises(ValueError, match="stimulus_range is required"):
         model.get_stimulus_pdf(data, omega=omega)
+
+
+def test_stimulus_fitter_mask_fits_only_the_selected_entries(retinotopy):
+    model, grid, omega = retinotopy["model"], retinotopy["grid"], retinotopy["omega"]
+    rng = np.random.default_rng(90)
+    draw = make_bar_stimulus_fn(grid, edge_width=0.2)
+    bars = np.column_stack([rng.uniform(-3, 3, 6), rng.uniform(1, 2, 6)])
+    images = draw(tf.constant(bars, tf.float32)).numpy()
+    data = model.simulate(images, noise=0.05, seed=91)
+    shown = images > 0.1
+    fitter = StimulusFitter(data, model, omega)
+    decoded = fitter.fit(mask=shown, max_n_iterations=300, learning_rate=0.05,
+                         progressbar=False).to_numpy()
+    assert (decoded[~shown] == 0).all()  # blank start, only the shown pixels fitted
+    assert (fitter.log_posterior > fitter.init_log_posterior).all()
+    assert decoded[shown].mean() > 0.5
+    # a mask over columns: keep the stimulus amplitude at its start, fit the orientation
+    basis = pd.DataFrame({"mu": np.linspace(0, 2 * np.pi, 8, endpoint=False), "kappa": 1.0,
+                          "amplitude": 1.0, "baseline": 0.0})
+    tuned = VonMisesPRF(parameters=basis, weights=np.eye(8) * 3,
+                        model_stimulus_amplitude=True)
+    truth = pd.DataFrame({"x": rng.uniform(-np.pi, np.pi, 20), "amplitude": 1.0})
+    responses = tuned.simulate(truth, noise=0.1, seed=92)
+    start = truth.assign(x=0.0, amplitude=1.3)
+    fitted = StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(
+        init_pars=start, mask=[True, False], progressbar=False, learning_rate=0.05)
+    np.testing.assert_allclose(fitted["amplitude"], 1.3, rtol=1e-6)
+    assert not np.allclose(fitted["x"], 0.0)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(init_pars=start,
+                                                              mask=[True, False, True])
+    with pytest.raises(ValueError, match="mask selects no entries"):
+        StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(init_pars=start,
+                                                              mask=[False, False])

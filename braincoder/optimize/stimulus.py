@@ -62,6 +62,28 @@ def make_bar_stimulus_fn(grid_coordinates, edge_width=0.1):
     return stimulus_fn
 
 
+def _fit_mask(mask, shape):
+    """Return the fitted entries as a boolean array of ``shape`` (all without a mask)."""
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    values = np.asarray(mask)
+    if values.dtype != bool:
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError("mask must hold booleans (or 0/1)")
+        values = values.astype(bool)
+    if values.ndim == 3 and values.shape[0] == shape[0]:
+        values = values.reshape(shape[0], -1)
+    if values.shape not in ((shape[1],), shape):
+        raise ValueError(
+            f"mask must have shape ({shape[1]},) or {shape} (time × column), got "
+            f"{np.shape(mask)}"
+        )
+    values = np.broadcast_to(values, shape)
+    if not values.any():
+        raise ValueError("mask selects no entries to fit")
+    return values
+
+
 def _column_kinds(space, n_columns, stimulus_fn):
     """Which stimulus columns are optimised in log space, and the circular space, if any.
 
@@ -230,7 +252,7 @@ class StimulusFitter:
     def fit(
         self, init_pars=None, max_n_iterations=1000, min_n_iterations=100, lag=100, rtol=1e-6,
         learning_rate=0.01, progressbar=True, l2_norm=0.0, smoothness=0.0, stimulus_fn=None,
-        stimulus_range=None, l1_norm=0.0,
+        stimulus_range=None, l1_norm=0.0, mask=None,
     ):
         """Find the MAP stimulus of every time point.
 
@@ -260,6 +282,13 @@ class StimulusFitter:
         l1_norm : float, default 0.0
             Weight of the L1 (sparsity) prior ``l1_norm · Σ |s|`` on the stimulus. None
             means 0.
+        mask : array-like of bool, optional
+            Which entries are fitted: shape (n_columns,) for the same columns at every time
+            point, or (n_timepoints, n_columns) (images also (n_timepoints, height,
+            width)), the columns being those of the result. The other entries keep their
+            starting values. With a mask and no ``init_pars``, an image fit starts from a
+            blank image, so that only the masked pixels (e.g. where a stimulus was shown)
+            carry the decoded drive.
 
         Returns
         -------
@@ -271,7 +300,8 @@ class StimulusFitter:
         ------
         ValueError
             For negative prior weights, ``smoothness`` without a pixel grid, ``stimulus_fn``
-            without ``init_pars``, or starting values of the wrong shape.
+            without ``init_pars``, starting values of the wrong shape, or a mask of the
+            wrong shape or selecting nothing.
         """
         l1_norm = 0.0 if l1_norm is None else l1_norm
         l2_norm = 0.0 if l2_norm is None else l2_norm
@@ -284,10 +314,15 @@ class StimulusFitter:
             raise ValueError("smoothness needs an image model (a pixel grid)")
         if stimulus_fn is not None and not callable(stimulus_fn):
             raise TypeError("stimulus_fn must be callable: params tensor -> images tensor")
+        if mask is not None and init_pars is None and isinstance(space, ImageStimulus):
+            init_pars = np.zeros((len(self.data), space.n_dimensions))
         init, columns = self._initial(init_pars, stimulus_fn, stimulus_range)
+        fitted = _fit_mask(mask, init.shape)
         positive, circular = _column_kinds(space, init.shape[1], stimulus_fn)
         init = np.where(positive, np.log(np.where(positive, init, 1.0)), init).astype(np.float32)
         log_columns = tf.constant(positive.astype(np.float32))
+        free = tf.constant(fitted.astype(np.float32))
+        start = tf.constant(init)
 
         inputs = self.model, self.inputs
         chol = tf.linalg.cholesky(tf.constant(self.inputs.omega, tf.float64))
@@ -299,6 +334,7 @@ class StimulusFitter:
         def objective(u):
             """Negative log posterior per time point (float64, (n_timepoints,))."""
             model, ins = inputs
+            u = start + free * (u - start)  # entries outside the mask stay at their start
             # exp() on the positive columns (optimised in log space), identity elsewhere
             stimulus = u + log_columns * (tf.exp(u * log_columns) - u)
             if stimulus_fn is not None:
@@ -332,6 +368,7 @@ class StimulusFitter:
         if keep_start.any():
             logger.info("%d time points kept their grid start", int(keep_start.sum()))
         best = np.where(keep_start[:, np.newaxis], init, result.x).astype(np.float64)
+        best = np.where(fitted, best, init)
         values = np.where(positive, np.exp(np.where(positive, best, 0.0)), best)
         if circular is not None:
             low = float(circular.default_grid(2).to_numpy().min())
