@@ -563,3 +563,38 @@ def test_stimulus_fitter_mask_fits_only_the_selected_entries(retinotopy):
     with pytest.raises(ValueError, match="mask selects no entries"):
         StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(init_pars=start,
                                                               mask=[False, False])
+
+
+def test_expected_uncertainty_matches_fisher_information_and_shows_bias():
+    n = 21
+    model = GaussianPRF(parameters=pd.DataFrame({"mu": np.linspace(0, 10, n), "sd": 1.5,
+                                                 "amplitude": 1.0, "baseline": 0.0}))
+    omega = 0.02 * np.eye(n)
+    stimuli = np.array([3.0, 5.0, 7.0])
+    summary = model.get_expected_uncertainty(stimuli, omega=omega, n_simulations=400,
+                                             stimulus_range=np.linspace(-2, 12, 281))
+    assert list(summary.columns) == ["mean_E", "var_E", "mean_error", "mean_abs_error",
+                                     "n_sims"]
+    np.testing.assert_allclose(summary.index, stimuli)
+    # high SNR, away from the edges: unbiased, variance at the Cramér–Rao bound
+    bound = 1.0 / model.get_fisher_information(stimuli, omega=omega).to_numpy()
+    np.testing.assert_allclose(summary["var_E"], bound, rtol=0.25)
+    assert (summary["mean_error"].abs() < 0.05).all()
+    # low SNR, tuning clustered at 5: estimates regress towards the cluster
+    clustered = GaussianPRF(parameters=pd.DataFrame({"mu": np.linspace(4, 6, 8), "sd": 2.0,
+                                                     "amplitude": 1.0, "baseline": 0.0}))
+    noisy = clustered.get_expected_uncertainty([2.0, 8.0], omega=0.3 * np.eye(8),
+                                               n_simulations=300,
+                                               stimulus_range=np.linspace(0, 10, 101))
+    assert noisy.loc[2.0, "mean_error"] > 0.3 and noisy.loc[8.0, "mean_error"] < -0.3
+
+
+def test_expected_uncertainty_of_a_circular_stimulus_wraps_errors(orientation):
+    model, omega = orientation["model"], orientation["omega"]
+    edge = np.array([-np.pi + 0.05, 0.0, np.pi - 0.05])
+    summary = model.get_expected_uncertainty(edge, omega=omega, n_simulations=200,
+                                             stimulus_range=CIRCLE)
+    assert (summary["mean_abs_error"] < 0.3).all()
+    assert (summary["mean_error"].abs() < 0.1).all()
+    with pytest.raises(ValueError, match="n_simulations must be >= 2"):
+        model.get_expected_uncertainty(edge, omega=omega, n_simulations=1)
