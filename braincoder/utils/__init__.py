@@ -10,6 +10,12 @@ from .posterior import (
     in_credible_interval,
 )
 from .retrieval import embedding_similarity, retrieval_accuracy
+from .selection import (
+    fit_r2_mixture,
+    r2_fdr_threshold,
+    r2_noise_tail_threshold,
+    r2_p_signal_threshold,
+)
 from .stats import get_r, get_rsq
 
 __all__ = [
@@ -30,3 +36,5 @@ __all__ += [
     "in_credible_interval",
 ]
 __all__ += ["pixel_correlation", "mse", "classification_accuracy"]
+__all__ += ["fit_r2_mixture", "r2_p_signal_threshold", "r2_fdr_threshold",
+            "r2_noise_tail_threshold"]

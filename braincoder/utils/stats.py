@@ -1,4 +1,8 @@
-"""Goodness of fit per voxel: R² and Pearson correlation."""
+"""Goodness of fit per voxel: R² and Pearson correlation.
+
+The R²-mixture voxel selection of :mod:`braincoder.utils.selection` is importable from
+here too.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,12 @@ import numpy as np
 import pandas as pd
 
 from .formatting import to_frame
+from .selection import (  # noqa: F401 - re-exported
+    fit_r2_mixture,
+    r2_fdr_threshold,
+    r2_noise_tail_threshold,
+    r2_p_signal_threshold,
+)
 from .validation import check_same_index, format_labels, warn_constant
 
 
