@@ -516,6 +516,9 @@ def test_decoding_orientation_and_stimulus_amplitude():
     pdf = model.get_stimulus_pdf(data, grid, omega=omega,
                                  include_multidimensional_stimulus_index=True)
     assert pdf.columns.names == ["x", "amplitude"]
+    renamed = model.get_stimulus_pdf(data.iloc[:2], grid.rename(columns={"x": "x (radians)"}),
+                                     omega=omega, include_multidimensional_stimulus_index=True)
+    assert renamed.columns.names == ["x (radians)", "amplitude"]
     np.testing.assert_allclose(pdf.sum(axis=1), 1.0, rtol=1e-9)
     marginal = pdf.T.groupby(level="amplitude").sum().T
     mean_gain = marginal.to_numpy() @ marginal.columns.to_numpy()

@@ -416,8 +416,9 @@ class DecodingMixin:
             See :meth:`likelihood`.
         include_multidimensional_stimulus_index : bool, default False
             For a grid with several dimensions, label the columns with a MultiIndex of the
-            stimulus values (one level per dimension, named by the stimulus space), so
-            that marginals are a ``groupby(level=...)`` away. Not for image models.
+            stimulus values (one level per dimension, named like the grid's columns, or
+            by the stimulus space for arrays), so that marginals are a
+            ``groupby(level=...)`` away. Not for image models.
 
         Returns
         -------
@@ -447,10 +448,12 @@ class DecodingMixin:
                     "models (one dimension per pixel)"
                 )
             grid, _, _ = self._stimulus_grid(stimulus_range)
-            labels = (self.stimulus.dimension_labels
-                      if self.stimulus.dimension_labels is not None
-                      and len(self.stimulus.dimension_labels) == grid.shape[1]
-                      else range(grid.shape[1]))
+            labels = range(grid.shape[1])
+            if isinstance(stimulus_range, pd.DataFrame):
+                labels = stimulus_range.columns  # the caller's names for the dimensions
+            elif (self.stimulus.dimension_labels is not None
+                  and len(self.stimulus.dimension_labels) == grid.shape[1]):
+                labels = self.stimulus.dimension_labels
             pdf.columns = pd.MultiIndex.from_arrays(
                 [grid[:, j].astype(np.float64) for j in range(grid.shape[1])],
                 names=[str(label) for label in labels],
