@@ -697,3 +697,41 @@ def test_flexible_hrf_parameters_sets_per_voxel_hrfs_on_a_copy():
     with pytest.raises(ValueError, match="CustomHRFModel has no per-voxel HRF parameters"):
         GaussianPRFWithHRF(hrf_model=CustomHRFModel([0.0, 1.0, 0.5]),
                            flexible_hrf_parameters=True)
+
+
+# ---------------------------------------------------------------------------- apply_mask
+def test_apply_mask_keeps_the_selected_voxels(rng):
+    voxels = pd.Index([f"v{i}" for i in range(5)], name="voxel")
+    pars = pd.DataFrame({"mu": np.arange(5.0), "sd": 1.0, "amplitude": 1.0, "baseline": 0.0},
+                        index=voxels)
+    paradigm = rng.uniform(0, 5, 12)
+    full = GaussianPRF(paradigm=paradigm, parameters=pars)
+    data = full.simulate(noise=0.1, seed=0)
+    omega = np.diag(np.arange(1.0, 6.0))
+    model = GaussianPRF(paradigm=paradigm, parameters=pars, data=data, omega=omega)
+    keep = pd.Series([True, False, True, True, False], index=voxels[::-1])  # by label
+    model.apply_mask(keep)
+    assert list(model.parameters.index) == ["v1", "v2", "v4"]
+    assert list(model.data.columns) == ["v1", "v2", "v4"]
+    np.testing.assert_array_equal(np.diag(model.omega), [2.0, 3.0, 5.0])
+    pd.testing.assert_frame_equal(model.predict(), full.predict()[["v1", "v2", "v4"]])
+    # with weights, the weights' voxel columns are subset, not the basis functions
+    weights = pd.DataFrame(rng.normal(size=(5, 4)), index=voxels,
+                           columns=pd.Index(list("abcd"), name="voxel"))
+    weighted = GaussianPRF(paradigm=paradigm, parameters=pars, weights=weights)
+    expected = weighted.predict()[["d", "a"]]
+    weighted.apply_mask(["d", "a"])
+    assert len(weighted.parameters) == 5
+    pd.testing.assert_frame_equal(weighted.predict(), expected)
+    # a linear model with a baseline per voxel subsets both
+    linear = LinearModelWithBaseline(weights=weights.iloc[:2],
+                                     parameters=pd.DataFrame({"baseline": [1.0, 2, 3, 4]},
+                                                             index=weights.columns))
+    linear.apply_mask(np.array([False, True, False, True]))
+    assert list(linear.parameters.index) == ["b", "d"]
+    with pytest.raises(ValueError, match="mask has 3 values but there are 2 voxels"):
+        linear.apply_mask(np.array([True, False, True]))
+    with pytest.raises(ValueError, match="unknown voxels 'zz'"):
+        linear.apply_mask(["zz"])
+    with pytest.raises(ValueError, match="keeps no voxels"):
+        linear.apply_mask(np.array([False, False]))

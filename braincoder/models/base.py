@@ -60,6 +60,8 @@ class EncodingModel(DecodingMixin, SerializationMixin):
     parameter_transforms: dict = {}
     #: Whether the neural response is ``paradigm @ rf(parameters)`` (enables fast paths).
     linear_in_paradigm = False
+    #: With weights, parameter rows are still voxels (not basis functions).
+    _parameter_rows_are_voxels = False
     #: Whether the response is ``baseline + amplitude · f(...)`` (closed-form grid search).
     linear_in_amplitude = False
 
@@ -449,6 +451,46 @@ class EncodingModel(DecodingMixin, SerializationMixin):
             return frames[0]
         return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
 
+    def apply_mask(self, mask):
+        """Keep only some voxels: the stored parameters (or weights), data and omega.
+
+        Without weights every parameter row is a voxel and the parameters are subset;
+        with weights, their voxel columns are. Stored data columns and ``omega`` rows and
+        columns follow.
+
+        Parameters
+        ----------
+        mask : array-like of bool, boolean Series, or list of voxel labels
+            A boolean per voxel (a Series is matched by label) or the labels to keep.
+
+        Returns
+        -------
+        EncodingModel
+            The model itself, for chaining.
+
+        Raises
+        ------
+        ValueError
+            If there is nothing to subset, a boolean mask has the wrong length or misses
+            voxels, labels are unknown, or nothing is kept.
+        """
+        voxels = self._output_columns(self.parameters, self.weights) if (
+            self.parameters is not None or self.weights is not None) else None
+        if voxels is None:
+            raise ValueError("apply_mask needs parameters or weights (the voxels) first")
+        keep = _mask_positions(mask, voxels)
+        if self.weights is None:
+            self.parameters = self.parameters.iloc[keep]
+        else:
+            self.weights = self.weights.iloc[:, keep]
+            if self.parameters is not None and self._parameter_rows_are_voxels:
+                self.parameters = self.parameters.iloc[keep]  # e.g. one baseline per voxel
+        if self.data is not None and self.data.shape[1] == len(voxels):
+            self.data = self.data.iloc[:, keep]
+        if self.omega is not None and self.omega.shape == (len(voxels), len(voxels)):
+            self.omega = self.omega[np.ix_(keep, keep)]
+        return self
+
     def basis_predictions(self, paradigm=None, parameters=None):
         """Return every basis function's response to the paradigm, before the weights.
 
@@ -578,6 +620,30 @@ class HRFConstructor(HRFEncodingModel):
             paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
             verbosity=verbosity, flexible_hrf_parameters=flexible_hrf_parameters,
         )
+
+
+def _mask_positions(mask, voxels):
+    """Positions of the voxels a mask keeps (boolean per voxel, or labels)."""
+    if isinstance(mask, pd.Series) and mask.dtype == bool:
+        missing = [voxel for voxel in voxels if voxel not in mask.index]
+        if missing:
+            raise ValueError(f"mask has no value for voxels {format_labels(missing)}")
+        values = mask.reindex(voxels).to_numpy()
+    else:
+        values = np.asarray(mask)
+    if values.dtype == bool:
+        if values.shape != (len(voxels),):
+            raise ValueError(f"mask has {values.size} values but there are {len(voxels)} voxels")
+        keep = np.flatnonzero(values)
+    else:
+        position = {voxel: number for number, voxel in enumerate(voxels)}
+        unknown = [label for label in values.tolist() if label not in position]
+        if unknown:
+            raise ValueError(f"mask names unknown voxels {format_labels(unknown)}")
+        keep = np.array([position[label] for label in values.tolist()], dtype=int)
+    if keep.size == 0:
+        raise ValueError("mask keeps no voxels")
+    return keep
 
 
 def _with_unique_hrfs(hrf_model, unique):

@@ -117,6 +117,7 @@ class LinearModelWithBaseline(LinearModel):
     """
 
     parameter_labels = ["baseline"]
+    _parameter_rows_are_voxels = True
 
     def _check_shapes(self, paradigm, parameters, weights):
         super()._check_shapes(paradigm, parameters, weights)
