@@ -1,6 +1,6 @@
 """
 From a whole-brain fit to decoding: voxel selection and expected uncertainty
-==========================================================================
+============================================================================
 
 A numerosity experiment: of 400 voxels, 80 are tuned (log-Gaussian tuning to the number
 of dots) and the rest are noise. We fit every voxel, pick the tuned ones with a mixture
