@@ -98,6 +98,22 @@ def test_refine_in_voxel_chunks_equals_one_pass(experiment):
                                rtol=1e-6, atol=1e-6)
 
 
+def test_refine_from_shared_grid_shapes_equals_the_least_squares_formula(experiment):
+    data = experiment.data.iloc[:, :40]
+    fitter = ParameterFitter(experiment.model, data, experiment.paradigm)
+    grid = fitter.fit_grid(x=XY[::3], y=XY[::3], sd=SD[::2])  # few shapes, many repeats
+    assert len(grid[["x", "y", "sd"]].drop_duplicates()) <= 20
+    refined = fitter.refine_baseline_and_amplitude(grid, l2_alpha=0.0)
+    shapes = experiment.model.predict(experiment.paradigm,
+                                      grid.assign(baseline=0.0, amplitude=1.0)).to_numpy()
+    for voxel in range(40):
+        design = np.column_stack([np.ones(len(shapes)), shapes[:, voxel]])
+        (baseline, gain), *_ = np.linalg.lstsq(design, data.iloc[:, voxel], rcond=None)
+        if gain > 0:
+            np.testing.assert_allclose(refined.iloc[voxel][["baseline", "amplitude"]],
+                                       [baseline, gain], rtol=1e-3, atol=1e-3)
+
+
 def test_1d_gaussian_recovery():
     rng = np.random.default_rng(0)
     n_voxels = 60

@@ -368,16 +368,37 @@ class ParameterFitter(FitMixin):
         # float64 data, prediction and two products per voxel and time point
         chunk = self._voxel_chunk_size(4 * 8 * self.paradigm.shape[0])
         for _ in range(int(n_iterations)):
-            without = theta.copy()
-            without[:, base] = 0.0
+            without, scale = self._shape_parameters(theta, base)
+            # After a grid search many voxels share their shape: predict each shape once.
+            unique, inverse = np.unique(without, axis=0, return_inverse=True)
+            shared = self._predict_chunked(unique) if len(unique) <= len(theta) // 2 else None
+            inverse = inverse.reshape(-1)
             for start in range(0, len(theta), chunk):
                 rows = slice(start, start + chunk)
                 y = self.data.iloc[:, rows].to_numpy(np.float64)
-                p = self._predict_chunked(without[rows]).astype(np.float64)
+                p = (shared[:, inverse[rows]] if shared is not None
+                     else self._predict_chunked(without[rows])).astype(np.float64)
+                if scale is not None:
+                    p *= scale[rows]
                 gain, baseline = _gain_and_baseline(p, y, l2_alpha, positive_amplitude)
                 theta[rows, gains] *= gain[:, None]
                 theta[rows, base] = baseline
         return pd.DataFrame(theta.astype(np.float64), index=frame.index, columns=frame.columns)
+
+    def _shape_parameters(self, theta, base):
+        """Parameters without baseline (and, where it is a plain factor, amplitude).
+
+        Returns the rows to predict and the per-voxel amplitude to multiply the predictions
+        by (None when the amplitude stays inside the rows).
+        """
+        without = theta.copy()
+        without[:, base] = 0.0
+        if not self.model.linear_in_amplitude:
+            return without, None
+        amplitude = self.labels.index("amplitude")
+        scale = without[:, amplitude].astype(np.float64)
+        without[:, amplitude] = 1.0
+        return without, scale
 
     def _predict_chunked(self, theta):
         chunk = self._voxel_chunk_size(4 * 4 * (self.paradigm.shape[0] + self.paradigm.shape[1]))
