@@ -287,6 +287,41 @@ def _command_decode(args):
     return 0
 
 
+# ---------------------------------------------------------------------- select
+def _command_select(args):
+    from .utils.io import write_table
+    from .utils.selection import (
+        fit_r2_mixture,
+        r2_fdr_threshold,
+        r2_noise_tail_threshold,
+        r2_p_signal_threshold,
+    )
+
+    table = _read_labelled(args.r2, "r2")
+    if "r2" in table.columns:
+        r2 = table["r2"]
+    elif table.shape[1] == 1:
+        r2 = table.iloc[:, 0]
+    else:
+        raise CommandLineError(f"r2 table has columns {list(table.columns)}; give one column "
+                               "or one named 'r2'")
+    mixture = fit_r2_mixture(r2)
+    rules = {"fdr": lambda: r2_fdr_threshold(mixture, alpha=args.level),
+             "posterior": lambda: r2_p_signal_threshold(mixture, p=args.level),
+             "noise-tail": lambda: r2_noise_tail_threshold(mixture, k=args.level)}
+    threshold = rules[args.rule]()
+    kept = r2[r2 >= threshold].rename("r2").to_frame()
+    write_table(kept, args.out)
+    sys.stdout.write(
+        f"threshold R² {threshold:.4g} ({args.rule} {args.level:g}): kept {len(kept)} of "
+        f"{len(r2)} voxels; noise component mean R² {mixture['noise_mean_r2']:.3f} "
+        f"(weight {mixture['noise_weight']:.2f}), signal {mixture['signal_mean_r2']:.3f} "
+        f"(weight {mixture['signal_weight']:.2f}); {mixture['n_excluded']} values outside "
+        "(0, 0.99) not used by the mixture\n"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------------- models
 def _command_models(args):
     from .models import EncodingModel, HRFEncodingModel, get_model_class, list_models
@@ -312,8 +347,8 @@ def build_parser():
     Returns
     -------
     argparse.ArgumentParser
-        Parser with the sub-commands ``fit``, ``predict``, ``simulate``, ``decode`` and
-        ``models``.
+        Parser with the sub-commands ``fit``, ``predict``, ``simulate``, ``decode``,
+        ``select`` and ``models``.
     """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -381,6 +416,16 @@ def build_parser():
     decode.add_argument("--max-iterations", type=int, default=1000)
     decode.add_argument("--out", required=True, help="output table (time × stimulus)")
     decode.set_defaults(run=_command_decode)
+
+    select = commands.add_parser("select", parents=[common],
+                                 help="select voxels from an R² mixture model")
+    select.add_argument("--r2", required=True, help="voxel × r2 table (r2.tsv written by fit)")
+    select.add_argument("--rule", choices=("fdr", "posterior", "noise-tail"), default="fdr",
+                        help="fdr: false-discovery rate <= LEVEL; posterior: P(signal) >= "
+                        "LEVEL; noise-tail: LEVEL noise SDs above the noise mean")
+    select.add_argument("--level", type=float, default=0.05)
+    select.add_argument("--out", required=True, help="output table of the kept voxels")
+    select.set_defaults(run=_command_select)
 
     models = commands.add_parser("models", parents=[common], help="list registered models")
     models.set_defaults(run=_command_models)

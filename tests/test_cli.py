@@ -274,3 +274,34 @@ def test_fit_progress_off_without_tty(demo, tmp_path, capsys):
                              "--grid-size", "3", "--n-sd", "2", "--max-iterations", "2")
     assert code == 0
     assert "it/s" not in streams.err  # stderr is not a terminal: no progress bar
+
+
+def test_select_keeps_the_voxels_above_the_mixture_threshold(tmp_path, capsys):
+    from scipy.special import expit
+
+    from braincoder.utils import fit_r2_mixture, r2_fdr_threshold, r2_noise_tail_threshold
+
+    rng = np.random.default_rng(7)
+    r2 = pd.Series(expit(np.r_[rng.normal(-4, 0.8, 900), rng.normal(-0.5, 0.5, 100)]),
+                   index=pd.Index([f"vox{i}" for i in range(1000)], name="voxel"), name="r2")
+    write_table(r2.to_frame(), tmp_path / "r2.tsv")
+    code, out = _run(capsys, "select", "--r2", tmp_path / "r2.tsv", "--out",
+                     tmp_path / "kept.tsv")
+    assert code == 0, out.err
+    threshold = r2_fdr_threshold(fit_r2_mixture(r2), alpha=0.05)
+    kept = read_table(tmp_path / "kept.tsv")
+    assert set(kept.index.astype(str)) == set(r2.index[r2 >= threshold])
+    assert f"kept {len(kept)} of 1000 voxels" in out.out
+    code, out = _run(capsys, "select", "--r2", tmp_path / "r2.tsv", "--rule", "noise-tail",
+                     "--level", "3", "--out", tmp_path / "tail.tsv")
+    tail = r2_noise_tail_threshold(fit_r2_mixture(r2), k=3.0)
+    assert code == 0
+    assert set(read_table(tmp_path / "tail.tsv").index.astype(str)) == set(r2.index[r2 >= tail])
+    write_table(r2.to_frame().assign(other=1.0), tmp_path / "two.tsv")
+    code, out = _run(capsys, "select", "--r2", tmp_path / "two.tsv", "--out",
+                     tmp_path / "x.tsv")
+    assert code == 0  # the 'r2' column is picked
+    write_table(pd.DataFrame({"a": r2, "b": r2}), tmp_path / "ambiguous.tsv")
+    code, out = _run(capsys, "select", "--r2", tmp_path / "ambiguous.tsv", "--out",
+                     tmp_path / "y.tsv")
+    assert code == 2 and "give one column or one named 'r2'" in out.err
