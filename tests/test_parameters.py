@@ -1,6 +1,7 @@
 """ParameterFitter: grid search, LM and Adam fits recover simulated parameters."""
 
 import glob
+import logging
 import warnings
 
 import numpy as np
@@ -522,3 +523,15 @@ def test_tuning_recovered_when_the_paradigm_carries_stimulus_amplitude():
         assert np.corrcoef(estimates[label], truth[label])[0, 1] > 0.95, label
     error = np.angle(np.exp(1j * (estimates["mu"] - truth["mu"])))
     assert np.median(np.abs(error)) < 0.05
+
+
+def test_fitting_many_models_in_one_process_does_not_warn_of_retracing(caplog):
+    experiment = simulate_prf_2d(n_voxels=20, grid_size=10, n_sweeps=4, frames_per_sweep=10,
+                                 seed=8)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for method in ["lm", "adam"] * 6:  # TensorFlow warns from the fifth retrace
+            fitter = ParameterFitter(experiment.model, experiment.data, experiment.paradigm)
+            grid = fitter.fit_grid(x=XY[::3], y=XY[::3], sd=SD[::3])
+            fitter.fit(init_pars=grid, method=method, progressbar=False, max_n_iterations=20,
+                       min_n_iterations=10)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

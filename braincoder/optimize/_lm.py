@@ -9,6 +9,7 @@ squares. Converged voxels leave the batch, so later iterations cost less.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,16 +75,16 @@ class LMSolver:
         parameters = tf.TensorSpec([None, len(lower)], tf.float32)
         vector = tf.TensorSpec([None], tf.float32)
         signature = [matrix, parameters, vector, vector]
-        # One trace each, whatever the (shrinking) number of voxels in the batch.
+        # One trace each, whatever the (shrinking) number of voxels in the batch. Partials
+        # (not lambdas) give each solver its own entry in TensorFlow's retracing statistics,
+        # so fitting several models in one process does not warn of excessive retracing.
         self._iterate_voxels = tf.function(
-            lambda y, theta, sse, lam: self._iteration(y, theta, sse, lam, False),
-            input_signature=signature,
+            functools.partial(self._iteration, shared=False), input_signature=signature
         )
         self._iterate_shared = tf.function(
-            lambda y, theta, sse, lam: self._iteration(y, theta, sse, lam, True),
-            input_signature=signature,
+            functools.partial(self._iteration, shared=True), input_signature=signature
         )
-        self._evaluate = tf.function(lambda y, theta: self._sse(y, theta),
+        self._evaluate = tf.function(functools.partial(self._sse),
                                      input_signature=[matrix, parameters])
 
     def set_bounds(self, lower, upper):

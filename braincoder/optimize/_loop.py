@@ -9,6 +9,8 @@ steps.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -119,7 +121,8 @@ class CompiledLoop:
         self.best_r2 = tf.Variable(tf.fill([n_voxels], -np.inf), trainable=False)
         self.best_vector = tf.Variable(problem.initial_vector, trainable=False)
         self._voxel_of_entry = tf.constant(self._entry_voxels())
-        self._run = tf.function(self._steps)
+        # A partial, not the bound method: its own retracing statistics per loop.
+        self._run = tf.function(functools.partial(self._steps))
 
     def _entry_voxels(self):
         """Voxel owning each vector entry (−1 for shared entries)."""
