@@ -140,3 +140,11 @@ def test_property_mean_inside_grid_and_shift_equivariant(values, shift):
     assert get_sd_posterior(shifted, circular=False).iloc[0] == pytest.approx(
         get_sd_posterior(pdf, circular=False).iloc[0], abs=1e-9
     )
+
+
+def test_sd_of_a_narrow_posterior_far_from_zero_keeps_its_precision():
+    # almost all mass on one grid point: the spread is tiny next to the values
+    grid = 1000.0 + np.linspace(0, 1, 3)
+    pdf = pd.DataFrame([[0.0, 1.0, 1e-16]], columns=grid)
+    expected = np.sqrt(1e-16 * 0.25 / (1 + 1e-16))  # mass 1e-16 at 0.5 from the mean
+    assert get_sd_posterior(pdf, circular=False).iloc[0] == pytest.approx(expected, rel=1e-6)

@@ -208,8 +208,10 @@ def get_sd_posterior(pdf, circular=None):
     values, _, mass = _masses(pdf)
 
     def linear_sd(v, m):
-        mean = m @ v
-        return np.sqrt(np.maximum(m @ (v**2) - mean**2, 0.0))
+        # Centred second moment (not E[v²] − E[v]², which cancels catastrophically when the
+        # spread is small next to the values).
+        deviation = v[np.newaxis, :] - (m @ v)[:, np.newaxis]
+        return np.sqrt((m * deviation**2).sum(axis=1))
 
     if isinstance(pdf.columns, pd.MultiIndex):
         return _levels_frame(pdf, mass, linear_sd, "get_sd_posterior")
