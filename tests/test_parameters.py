@@ -535,3 +535,21 @@ def test_fitting_many_models_in_one_process_does_not_warn_of_retracing(caplog):
             fitter.fit(init_pars=grid, method=method, progressbar=False, max_n_iterations=20,
                        min_n_iterations=10)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_amplitudes_are_free_in_fit_and_positive_in_the_grid_only_on_request():
+    rng = np.random.default_rng(12)
+    n_voxels = 30
+    model = GaussianPRF()
+    paradigm = pd.DataFrame({"x": np.tile(np.linspace(0, 10, 40), 3)})
+    truth = pd.DataFrame({"mu": rng.uniform(2, 8, n_voxels), "sd": rng.uniform(0.8, 2, n_voxels),
+                          "amplitude": rng.choice([-1, 1], n_voxels) * rng.uniform(1, 2, n_voxels),
+                          "baseline": 0.0})
+    data = model.simulate(paradigm, truth, noise=0.2, seed=13)
+    fitter = ParameterFitter(model, data, paradigm)
+    grid_values = {"mu": np.linspace(0, 10, 21), "sd": [0.5, 1.0, 1.5, 2.0, 3.0]}
+    assert (fitter.fit_grid(**grid_values)["amplitude"] >= 0).all()
+    grid = fitter.fit_grid(**grid_values, positive_amplitude=False)
+    estimates = fitter.fit(init_pars=grid, progressbar=False)
+    assert (np.sign(estimates["amplitude"]) == np.sign(truth["amplitude"])).all()
+    assert np.corrcoef(estimates["amplitude"], truth["amplitude"])[0, 1] > 0.99

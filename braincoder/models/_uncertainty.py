@@ -7,7 +7,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..stimuli import CircularStimulus
-from ..utils.posterior import get_expected_value
+from ..utils.distributions import sample_noise
+from ..utils.posterior import _wrap, get_expected_value
 
 #: Largest number of (trial, grid point) likelihood evaluations per batch.
 _BATCH_BUDGET = 2**21
@@ -45,9 +46,7 @@ def expected_uncertainty(model, stimuli, omega, dof, parameters, weights, n_simu
     for start in tqdm(starts, desc="expected uncertainty", disable=not progress, leave=False):
         block = slice(start, start + batch_stimuli)
         clean = np.repeat(response[block], n_simulations, axis=0)
-        noise = rng.standard_normal(clean.shape) @ chol.T
-        if inputs.dof is not None:
-            noise /= np.sqrt(rng.chisquare(inputs.dof, size=(len(clean), 1)) / inputs.dof)
+        noise = sample_noise(rng, len(clean), chol, inputs.dof)
         simulated = pd.DataFrame(clean + noise, columns=inputs.voxels)
         pdf = model.get_stimulus_pdf(simulated, decode_on, parameters, weights, omega, dof)
         decoded = get_expected_value(pdf).to_numpy().reshape(-1, n_simulations)
@@ -66,14 +65,8 @@ def _summarise(decoded, truth, circular):
         return np.column_stack([decoded.mean(1), decoded.var(1, ddof=1), error.mean(1),
                                 np.abs(error).mean(1)])
     mean = np.arctan2(np.sin(decoded).mean(1), np.cos(decoded).mean(1))
-    spread = _wrap(decoded - mean[:, np.newaxis])
-    error = _wrap(decoded - truth)
-    mean = truth[:, 0] + _wrap(mean - truth[:, 0])  # the mean angle next to the truth
+    spread = _wrap(decoded - mean[:, np.newaxis], -np.pi)
+    error = _wrap(decoded - truth, -np.pi)
+    mean = truth[:, 0] + _wrap(mean - truth[:, 0], -np.pi)  # the mean angle next to the truth
     return np.column_stack([mean, (spread**2).sum(1) / (decoded.shape[1] - 1),
                             error.mean(1), np.abs(error).mean(1)])
-
-
-def _wrap(angles):
-    """Angles wrapped into [−π, π)."""
-    return np.mod(angles + np.pi, 2 * np.pi) - np.pi
-

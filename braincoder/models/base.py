@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ..hrf import HRFModel, SPMHRFModel
 from ..stimuli import OneDimensionalStimulus
-from ..utils.distributions import check_covariance
+from ..utils.distributions import check_covariance, sample_noise
 from ..utils.formatting import PARAMETER, VOXEL, format_data, format_parameters, to_frame
 from ..utils.math import Identity
 from ..utils.validation import check_same_index, format_labels
@@ -395,58 +395,24 @@ class EncodingModel(DecodingMixin, SerializationMixin):
             ``dof <= 0`` or ``n_repeats < 1``.
         """
         prediction = self.predict(paradigm, parameters, weights)
+        if dof is not None and not dof > 0:
+            raise ValueError(f"dof must be > 0, got {dof!r}")
+        if int(n_repeats) < 1:
+            raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+        shape = prediction.shape
         if isinstance(noise, pd.DataFrame) or np.ndim(noise) == 2:
-            return self._simulate_correlated(prediction, noise, dof, n_repeats, seed)
-        if isinstance(noise, pd.Series):
-            missing = [voxel for voxel in prediction.columns if voxel not in noise.index]
-            if missing:
-                raise ValueError(f"noise has no value for voxels {format_labels(missing)}")
-            noise = noise.reindex(prediction.columns)
-        noise = np.asarray(noise, dtype=np.float64)
-        if noise.ndim > 1 or (noise.ndim == 1 and noise.shape[0] != prediction.shape[1]):
-            raise ValueError(
-                f"noise has {noise.size} values but there are {prediction.shape[1]} voxels"
-            )
-        if (noise < 0).any() or not np.isfinite(noise).all():
-            raise ValueError("noise must be finite and >= 0")
-        if dof is not None and not dof > 0:
-            raise ValueError(f"dof must be > 0, got {dof!r}")
-        if int(n_repeats) < 1:
-            raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-        rng = np.random.default_rng(seed)
-        frames = []
-        for _ in range(int(n_repeats)):
-            shape = prediction.shape
-            draws = rng.standard_normal(shape) if dof is None else rng.standard_t(dof, shape)
-            frames.append(prediction + draws * noise)
-        if n_repeats == 1:
-            return frames[0]
-        return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
+            chol = np.linalg.cholesky(_noise_covariance(noise, prediction.columns))
 
-    @staticmethod
-    def _simulate_correlated(prediction, covariance, dof, n_repeats, seed):
-        """Predictions plus multivariate normal (or Student-t) noise of a given covariance."""
-        voxels = prediction.columns
-        if isinstance(covariance, pd.DataFrame):
-            missing = [voxel for voxel in voxels
-                       if voxel not in covariance.index or voxel not in covariance.columns]
-            if missing:
-                raise ValueError(f"noise covariance has no row/column for voxels "
-                                 f"{format_labels(missing)}")
-            covariance = covariance.loc[voxels, voxels]
-        covariance = check_covariance(covariance, "noise covariance", n=len(voxels))
-        if dof is not None and not dof > 0:
-            raise ValueError(f"dof must be > 0, got {dof!r}")
-        if int(n_repeats) < 1:
-            raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-        chol = np.linalg.cholesky(covariance)
+            def draw(rng):
+                return sample_noise(rng, shape[0], chol, dof)
+        else:
+            scale = _noise_scale(noise, prediction.columns)
+
+            def draw(rng):
+                return scale * (rng.standard_normal(shape) if dof is None
+                                else rng.standard_t(dof, shape))
         rng = np.random.default_rng(seed)
-        frames = []
-        for _ in range(int(n_repeats)):
-            draws = rng.standard_normal(prediction.shape) @ chol.T
-            if dof is not None:
-                draws /= np.sqrt(rng.chisquare(dof, size=(len(prediction), 1)) / dof)
-            frames.append(prediction + draws)
+        frames = [prediction + draw(rng) for _ in range(int(n_repeats))]
         if n_repeats == 1:
             return frames[0]
         return pd.concat(frames, keys=range(int(n_repeats)), names=["repeat"])
@@ -620,6 +586,33 @@ class HRFConstructor(HRFEncodingModel):
             paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
             verbosity=verbosity, flexible_hrf_parameters=flexible_hrf_parameters,
         )
+
+
+def _noise_scale(noise, voxels):
+    """Return the noise standard deviation: a scalar, or one per voxel (Series by label)."""
+    if isinstance(noise, pd.Series):
+        missing = [voxel for voxel in voxels if voxel not in noise.index]
+        if missing:
+            raise ValueError(f"noise has no value for voxels {format_labels(missing)}")
+        noise = noise.reindex(voxels)
+    noise = np.asarray(noise, dtype=np.float64)
+    if noise.ndim > 1 or (noise.ndim == 1 and noise.shape[0] != len(voxels)):
+        raise ValueError(f"noise has {noise.size} values but there are {len(voxels)} voxels")
+    if (noise < 0).any() or not np.isfinite(noise).all():
+        raise ValueError("noise must be finite and >= 0")
+    return noise
+
+
+def _noise_covariance(covariance, voxels):
+    """Return the validated voxel × voxel noise covariance (a DataFrame matched by label)."""
+    if isinstance(covariance, pd.DataFrame):
+        missing = [voxel for voxel in voxels
+                   if voxel not in covariance.index or voxel not in covariance.columns]
+        if missing:
+            raise ValueError(f"noise covariance has no row/column for voxels "
+                             f"{format_labels(missing)}")
+        covariance = covariance.loc[voxels, voxels]
+    return check_covariance(covariance, "noise covariance", n=len(voxels))
 
 
 def _mask_positions(mask, voxels):

@@ -26,6 +26,7 @@ from ..utils.distributions import (
     mvn_logpdf_from_mahalanobis,
     mvt_logpdf,
     mvt_logpdf_from_mahalanobis,
+    sample_noise,
 )
 from ..utils.formatting import format_data
 from ..utils.posterior import _cell_widths
@@ -628,6 +629,7 @@ class DecodingMixin:
     def _sampled_fisher(self, grid, inputs, chol, n, seed):
         rng = np.random.default_rng(seed)
         n_voxels = inputs.omega.shape[0]
+        noise_chol = np.linalg.cholesky(inputs.omega)
         chunk = max(1, _SAMPLE_BUDGET // (n * n_voxels))
         out = []
         for start in range(0, len(grid), chunk):
@@ -635,11 +637,7 @@ class DecodingMixin:
             mean = self._stimulus_response(
                 stimuli, inputs.parameters, inputs.weights, inputs.columns
             )
-            noise = rng.standard_normal((stimuli.shape[0], n_voxels)) @ np.linalg.cholesky(
-                inputs.omega
-            ).T
-            if inputs.dof is not None:
-                noise *= np.sqrt(inputs.dof / rng.chisquare(inputs.dof, (len(noise), 1)))
+            noise = sample_noise(rng, stimuli.shape[0], noise_chol, inputs.dof)
             observed = tf.cast(mean, tf.float64) + noise
             with tf.GradientTape() as tape:
                 tape.watch(stimuli)

@@ -12,7 +12,7 @@ from ..stimuli import (
     StimulusWithAmplitude,
 )
 from ..utils.math import Softplus
-from .base import EncodingModel, HRFConstructor, HRFEncodingModel
+from .base import EncodingModel, HRFEncodingModel
 from .registry import register_model
 
 __all__ = [
@@ -69,15 +69,15 @@ class _PRF1D(EncodingModel):
         return {**super().get_config(), **extra}
 
 
-class _HRF1D(HRFConstructor):
+class _HRF1D(HRFEncodingModel):
     """HRF mixin of the 1D models, whose constructor also takes the amplitude option."""
 
     def __init__(
         self, paradigm=None, data=None, parameters=None, weights=None, hrf_model=None,
         omega=None, verbosity=20, model_stimulus_amplitude=False, flexible_hrf_parameters=None,
     ):
-        HRFEncodingModel.__init__(
-            self, paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
+        super().__init__(
+            paradigm, data, parameters, weights, hrf_model=hrf_model, omega=omega,
             verbosity=verbosity, model_stimulus_amplitude=model_stimulus_amplitude,
             flexible_hrf_parameters=flexible_hrf_parameters,
         )

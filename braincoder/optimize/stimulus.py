@@ -16,6 +16,7 @@ from ..stimuli import (
 )
 from ..utils.distributions import mvn_logpdf, mvt_logpdf
 from ..utils.formatting import format_data
+from ..utils.posterior import _wrap
 from ._adam_loop import adam_minimize
 
 __all__ = ["StimulusFitter", "make_bar_stimulus_fn"]
@@ -372,7 +373,7 @@ class StimulusFitter:
         values = np.where(positive, np.exp(np.where(positive, best, 0.0)), best)
         if circular is not None:
             low = float(circular.default_grid(2).to_numpy().min())
-            values[:, 0] = np.mod(values[:, 0] - low, 2 * np.pi) + low
+            values[:, 0] = _wrap(values[:, 0], low)
         index = self.data.index
         self.estimated_stimulus = pd.DataFrame(values, index=index, columns=columns)
         self.log_posterior = pd.Series(-np.minimum(final_cost, start_cost), index=index,

@@ -6,7 +6,7 @@ log-determinant from the factor's diagonal, ``log|Ω| = 2 Σ log Lᵢᵢ``. The 
 the dtype of their inputs (float64 is recommended for covariances with a wide spectrum).
 
 :func:`check_covariance` validates a covariance given by the caller (numpy) before any
-tensor work starts.
+tensor work starts; :func:`sample_noise` draws from the same distributions (numpy).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "mvt_logpdf",
     "mvn_logpdf_from_mahalanobis",
     "mvt_logpdf_from_mahalanobis",
+    "sample_noise",
 ]
 
 _REGULARISE = (
@@ -271,3 +272,31 @@ def mvt_logpdf(x, mean, chol, dof):
     return mvt_logpdf_from_mahalanobis(
         mahalanobis(x, mean, chol), cholesky_log_det(chol), n, dof
     )
+
+
+def sample_noise(rng, n, chol, dof=None):
+    """Draw rows of multivariate normal ``N(0, L Lᵀ)`` or Student-t noise (numpy).
+
+    Student-t rows (shape matrix ``L Lᵀ``, ``dof`` degrees of freedom) are normal rows
+    divided by ``sqrt(χ²_dof / dof)``, one χ² draw per row, as in :func:`mvt_logpdf`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness (normal draws first, then the χ² draws).
+    n : int
+        Number of rows.
+    chol : ndarray, shape (n_voxels, n_voxels)
+        Lower Cholesky factor ``L`` of the covariance (or shape matrix).
+    dof : float, optional
+        Degrees of freedom; normal noise when None.
+
+    Returns
+    -------
+    ndarray, shape (n, n_voxels)
+        The draws.
+    """
+    draws = rng.standard_normal((n, chol.shape[0])) @ np.asarray(chol).T
+    if dof is not None:
+        draws *= np.sqrt(dof / rng.chisquare(dof, (n, 1)))
+    return draws
