@@ -29,8 +29,10 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet -e ".[bench,dask]"
 	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_real.py
+	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_weights.py
 
 clean:

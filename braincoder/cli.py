@@ -2,17 +2,22 @@
 
 Run ``braincoder --help`` (or ``python -m braincoder.cli --help``). Errors are reported as
 one line, ``braincoder: error: ...``, with exit code 2; ``--debug`` shows the traceback.
+
+The command line is quiet and quick: arguments, model names and input files are checked
+before TensorFlow is imported (``braincoder models`` never imports it), and TensorFlow's C++
+start-up messages are silenced unless ``TF_CPP_MIN_LOG_LEVEL`` is set by the caller.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from ._quiet import quiet_tensorflow
 
 PROG = "braincoder"
 _LINEAR = ("linear", "linear_baseline", "linear_baseline_hrf")
@@ -37,13 +42,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------- inputs
-def _read(path, what, mask=None):
-    from .utils.io import read_table
+def _check_files(args, *names):
+    """Report a missing input file before anything heavy is imported."""
+    for name in names:
+        value = getattr(args, name, None)
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is not None and not Path(path).exists():
+                raise CommandLineError(f"{name.replace('_', '-')} file not found: {path}")
 
+
+def _read(path, what, mask=None):
     if path is None:
         raise CommandLineError(f"--{what} is required")
     if not Path(path).exists():
         raise CommandLineError(f"{what} file not found: {path}")
+    from .utils.io import read_table
+
     return read_table(path, mask=mask)
 
 
@@ -67,15 +81,13 @@ def _hrf(args, model_class):
 
 
 def _build_model(args):
-    import inspect
-
     from .models import EncodingModel, get_model_class
 
     model_class = get_model_class(args.model)
     if not issubclass(model_class, EncodingModel):
         raise CommandLineError(f"model {args.model!r} is not supported by the command line")
     kwargs = _hrf(args, model_class)
-    if "grid_coordinates" in inspect.signature(model_class.__init__).parameters:
+    if model_class.image_stimulus:
         if args.grid_coordinates is None:
             raise CommandLineError(f"model {args.model!r} needs --grid-coordinates (a table "
                                    "with columns x and y, one row per pixel)")
@@ -84,10 +96,11 @@ def _build_model(args):
 
 
 def _load_spec(path):
-    from .models.serialization import _model_from_document, _parse_json, model_from_config
-
     if not Path(path).is_file():
         raise CommandLineError(f"model-spec file not found: {path}")
+    quiet_tensorflow()
+    from .models.serialization import _model_from_document, _parse_json, model_from_config
+
     document = _parse_json(Path(path).read_text(), str(path))
     if isinstance(document, dict) and "format" in document:
         return _model_from_document(document)
@@ -99,58 +112,64 @@ def _progress(args):
 
 
 # ---------------------------------------------------------------------- fit
-def _span(values):
-    low, high = float(np.min(values)), float(np.max(values))
-    return low, high, max(high - low, 1e-6)
-
-
 def _prf_grid(args, model, paradigm):
     """Grid values per parameter label for :meth:`ParameterFitter.fit_grid`."""
-    labels = model.get_parameter_labels()
-    n, n_sd = args.grid_size, args.n_sd
-    grid = {"baseline": [0.0], "amplitude": [1.0]}
-    if hasattr(model, "grid_coordinates"):
-        coordinates = model.grid_coordinates
-        x_low, x_high, x_span = _span(coordinates["x"])
-        y_low, y_high, y_span = _span(coordinates["y"])
-        grid["x"] = np.linspace(x_low, x_high, n)
-        grid["y"] = np.linspace(y_low, y_high, n)
-        sd_range = args.sd_range or (max(x_span, y_span) / 20, max(x_span, y_span) / 2)
-        grid["sd"] = np.geomspace(*sd_range, n_sd)
-    else:
-        low, high, span = _span(paradigm.iloc[:, 0])
-        if "kappa" in labels:
-            grid["mu"] = np.linspace(-np.pi, np.pi, n, endpoint=False)
-            grid["kappa"] = np.geomspace(*(args.sd_range or (0.5, 10.0)), n_sd)
-        elif model.registry_name.startswith("log_gaussian"):
-            grid["mu"] = np.geomspace(low, high, n)
-            grid["sd"] = np.geomspace(*(args.sd_range or (0.1, 2.0)), n_sd)
-        else:
-            grid["mu"] = np.linspace(low, high, n)
-            grid["sd"] = np.geomspace(*(args.sd_range or (span / 20, span / 2)), n_sd)
-    defaults = {"srf_amplitude": [0.1, 0.5], "srf_size": [2.0, 4.0], "neural_baseline": [1.0],
-                "surround_baseline": [1.0], "hrf_delay": [4.5, 5.5, 6.5],
-                "hrf_dispersion": [1.0], "hrf_delta": [0.0]}
-    for label in labels:
-        if label not in grid:
-            grid[label] = defaults[label]
-    return {label: grid[label] for label in labels}
+    return model.default_grid(paradigm, size=args.grid_size, n_sd=args.n_sd,
+                              sd_range=args.sd_range)
+
+
+def _check_cluster(args):
+    """Check --scheduler / --workers before anything is loaded."""
+    if args.scheduler is not None and args.workers is not None:
+        raise CommandLineError("give --scheduler or --workers, not both")
+    if args.workers is not None and args.workers < 1:
+        raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
+
+
+@contextlib.contextmanager
+def _dask_client(args):
+    """Yield a Dask client for --scheduler/--workers (None without them)."""
+    if args.scheduler is None and args.workers is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise CommandLineError('--scheduler and --workers need dask.distributed: pip install '
+                               '"braincoder[dask]"') from None
+    if args.scheduler is not None:
+        with Client(args.scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
 
 
 def _fit_prf(args, model, data, paradigm):
     from .optimize import ParameterFitter
 
     log_dir = args.log_dir if args.log_dir is not None else False
-    fitter = ParameterFitter(model, data, paradigm, log_dir=log_dir)
+    fitter = ParameterFitter(model, data, paradigm, log_dir=log_dir,
+                             client=getattr(args, "client", None))
+    start = time.perf_counter()
     grid = fitter.fit_grid(**_prf_grid(args, model, fitter.paradigm))
     grid = fitter.refine_baseline_and_amplitude(grid)
+    timings = {"grid search": time.perf_counter() - start}
+    start = time.perf_counter()
     parameters = fitter.fit(init_pars=grid, max_n_iterations=args.max_iterations,
                             method=args.method, progressbar=_progress(args),
                             checkpoint_dir=args.checkpoint_dir)
+    timings[f"iterative fit ({args.method})"] = time.perf_counter() - start
+    if getattr(args, "report", None):
+        fitter.report(args.report, timings=timings)
     return parameters, None, fitter.r2, fitter.predictions
 
 
 def _fit_linear(args, model, data, paradigm):
+    import numpy as np
+    import pandas as pd
+
     from .optimize import WeightFitter
     from .optimize.ridge import fit_ridge
     from .utils.formatting import format_data
@@ -159,41 +178,43 @@ def _fit_linear(args, model, data, paradigm):
     paradigm = model.get_paradigm(paradigm)
     baselines = None
     if "baseline" in model.get_parameter_labels():
-        design, _ = model._weight_design(paradigm, None)
+        design, _ = model.weight_design(paradigm, None)
         solution = fit_ridge(design, data.to_numpy(np.float64), alphas=args.alpha,
                              fit_intercept=True)
         baselines = pd.DataFrame({"baseline": solution.intercept}, index=data.columns)
         baselines.columns.name = "parameter"
-    fitter = WeightFitter(model, baselines, data, paradigm)
+    fitter = WeightFitter(model, baselines, data, paradigm, client=getattr(args, "client", None))
     weights = fitter.fit(alpha=args.alpha)
     return baselines, weights, fitter.r2, fitter.predictions
 
 
 def _command_fit(args):
-    from .utils.io import save_results, write_nifti, write_table
+    import numpy as np
 
+    from .models.registry import model_info
+
+    model_info(args.model)  # an unknown name is reported before TensorFlow is imported
+    _check_files(args, "data", "paradigm", "grid_coordinates", "mask")
+    _check_cluster(args)
+    if getattr(args, "report", None) and args.model in _LINEAR:
+        raise CommandLineError("--report is available for the pRF models, not for "
+                               f"{args.model!r}")
+    quiet_tensorflow()
+    from ._cli_data import load_data, write_maps
+    from .utils.io import save_results, write_table
+
+    data, paradigm = load_data(args)  # runs and preprocessing; sets args.tr from the files
     model = _build_model(args)
-    data = _read(args.data, "data", mask=args.mask)
-    paradigm = _read(args.paradigm, "paradigm")
-    if len(data) != len(paradigm):
-        raise CommandLineError(f"data has {len(data)} time points but paradigm has "
-                               f"{len(paradigm)}; they must describe the same time points")
-    paradigm.index = data.index
-    if data.columns.name is None:
-        data.columns.name = "voxel"
     run = _fit_linear if args.model in _LINEAR else _fit_prf
-    parameters, weights, r2, predictions = run(args, model, data, paradigm)
+    with _dask_client(args) as args.client:
+        parameters, weights, r2, predictions = run(args, model, data, paradigm)
     out = Path(args.out)
     save_results(out, parameters=parameters, r2=r2,
                  predictions=predictions if args.save_predictions else None,
                  spec=model.to_json(include_values=False))
     if weights is not None:
         write_table(weights, out / "weights.tsv")
-    if str(args.data).lower().endswith((".nii", ".nii.gz")):
-        # Maps in the space of the BOLD run: one volume per column of parameters.tsv.
-        if parameters is not None:
-            write_nifti(parameters, args.data, out / "parameters.nii.gz")
-        write_nifti(r2, args.data, out / "r2.nii.gz")
+    write_maps(args, out, parameters, r2, model)  # NIfTI/GIfTI/CIFTI input: maps in its space
     logging.getLogger(__name__).info("median R² %.3f; results in %s", float(np.nanmedian(r2)),
                                      out)
     return 0
@@ -201,9 +222,10 @@ def _command_fit(args):
 
 # ---------------------------------------------------------------------- predict
 def _command_predict(args):
+    _check_files(args, "model_spec", "parameters", "weights", "paradigm")
+    model = _load_spec(args.model_spec)
     from .utils.io import write_table
 
-    model = _load_spec(args.model_spec)
     parameters = None if args.parameters is None else _read_labelled(args.parameters,
                                                                       "parameters")
     weights = None if args.weights is None else _read_labelled(args.weights, "weights")
@@ -215,8 +237,7 @@ def _command_predict(args):
 
 # ---------------------------------------------------------------------- simulate
 def _command_simulate(args):
-    from .datasets import simulate_prf_2d
-    from .utils.io import write_table
+    import numpy as np
 
     if args.model != "gaussian_prf_2d_hrf":
         raise CommandLineError(f"simulate supports the model 'gaussian_prf_2d_hrf', got "
@@ -224,6 +245,10 @@ def _command_simulate(args):
     if args.n_voxels < 1 or args.grid_size < 2 or args.frames_per_sweep < 2:
         raise CommandLineError("--n-voxels must be >= 1, --grid-size and --frames-per-sweep "
                                ">= 2")
+    quiet_tensorflow()
+    from .datasets import simulate_prf_2d
+    from .utils.io import write_table
+
     experiment = simulate_prf_2d(
         n_voxels=args.n_voxels, tr=args.tr, grid_size=args.grid_size,
         n_sweeps=args.n_sweeps, frames_per_sweep=args.frames_per_sweep,
@@ -240,15 +265,17 @@ def _command_simulate(args):
 
 # ---------------------------------------------------------------------- decode
 def _command_decode(args):
-    from .models.base import HRFEncodingModel
+    import numpy as np
+
+    _check_files(args, "model_spec", "parameters", "data", "omega", "train_data",
+                 "train_paradigm")
+    model = _load_spec(args.model_spec)
     from .optimize import ResidualFitter
-    from .stimuli import ImageStimulus
     from .utils.io import write_table
 
-    model = _load_spec(args.model_spec)
-    if isinstance(model.stimulus, ImageStimulus) or model.get_parameter_labels() == [] or (
-        getattr(model.stimulus, "n_dimensions", None) != 1
-    ):
+    capabilities = model.capabilities
+    if (capabilities.image_stimulus or not capabilities.has_parameters
+            or capabilities.stimulus_dimensions != 1):
         raise CommandLineError("decode supports models of a one-dimensional stimulus "
                                "(gaussian_prf, von_mises_prf, log_gaussian_prf and their "
                                "_hrf variants)")
@@ -268,7 +295,7 @@ def _command_decode(args):
             raise CommandLineError(f"train-data has {len(train)} time points but "
                                    f"train-paradigm has {len(train_paradigm)}")
         train_paradigm.index = train.index
-        if isinstance(model, HRFEncodingModel):
+        if model.capabilities.has_hrf:
             logging.getLogger(__name__).info("residuals include the HRF; decoding uses the "
                                              "HRF-free response")
         fitter = ResidualFitter(model, train, train_paradigm, parameters=parameters)
@@ -324,17 +351,17 @@ def _command_select(args):
 
 # ---------------------------------------------------------------------- models
 def _command_models(args):
-    from .models import EncodingModel, HRFEncodingModel, get_model_class, list_models
+    from .models.registry import list_models, model_info
 
     lines = []
     for name in list_models():
-        cls = get_model_class(name)
-        if not (isinstance(cls, type) and issubclass(cls, EncodingModel)):
-            lines.append(f"{name}\t(deep model: use the Python API)")
+        info = model_info(name)
+        if info.kind != "encoding":
+            kind = "deep model" if info.kind == "deep" else "decoder"
+            lines.append(f"{name}\t({kind}: use the Python API)")
             continue
-        labels = ", ".join(cls.parameter_labels) or "(no parameters; weights only)"
-        extra = " [+ hrf_delay, hrf_dispersion with --unique-hrf]" if issubclass(
-            cls, HRFEncodingModel) else ""
+        labels = ", ".join(info.parameter_labels) or "(no parameters; weights only)"
+        extra = " [+ hrf_delay, hrf_dispersion with --unique-hrf]" if info.hrf else ""
         lines.append(f"{name}\t{labels}{extra}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
@@ -361,18 +388,24 @@ def build_parser():
 
     fit = commands.add_parser("fit", parents=[common], help="fit a model to data")
     fit.add_argument("--model", required=True, help="registry name (see 'braincoder models')")
-    fit.add_argument("--data", required=True, help="time × voxel table (.tsv/.csv/.npy/.npz/"
-                     ".nii.gz)")
-    fit.add_argument("--mask", help="NIfTI mask selecting voxels (NIfTI data only)")
-    fit.add_argument("--paradigm", required=True, help="time × stimulus-dimension table")
+    from ._cli_data import add_data_arguments
+
+    add_data_arguments(fit)  # --data (runs), --paradigm, --mask, preprocessing, --maps
     fit.add_argument("--grid-coordinates", help="pixel × (x, y) table (2D models)")
     fit.add_argument("--tr", type=float, help="repetition time in seconds (HRF models)")
-    fit.add_argument("--out", required=True, help="output directory (NIfTI data: also "
-                     "parameters.nii.gz and r2.nii.gz maps)")
+    fit.add_argument("--out", required=True, help="output directory (NIfTI, GIfTI and CIFTI "
+                     "data: also maps in the data's space, see --maps)")
     fit.add_argument("--save-predictions", action="store_true", help="write predictions.tsv")
+    fit.add_argument("--report", metavar="HTML", help="write a self-contained HTML fit report "
+                     "(R² and voxel selection, receptive fields, data against prediction, "
+                     "convergence) to this file (pRF models)")
     fit.add_argument("--log-dir", help="TensorBoard directory (iterative fits)")
     fit.add_argument("--checkpoint-dir", help="save finished voxel chunks there and resume "
                      "an interrupted fit from them (iterative fits)")
+    fit.add_argument("--scheduler", metavar="ADDRESS", help="fit the voxel chunks on the Dask "
+                     "cluster of this scheduler, e.g. tcp://host:8786 (needs braincoder[dask])")
+    fit.add_argument("--workers", type=int, metavar="N", help="fit the voxel chunks on a local "
+                     "Dask cluster of N single-thread worker processes")
     fit.add_argument("--grid-size", type=int, default=10, help="grid points per position axis")
     fit.add_argument("--sd-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                      help="range of the size grid (sd or kappa)")

@@ -1,5 +1,7 @@
 """End-to-end demonstration: simulate 2D pRF data, fit it, report, plot, log to TensorBoard.
 
+TensorFlow's C++ start-up messages are silenced (unless ``TF_CPP_MIN_LOG_LEVEL`` is set).
+
 Run with ``python -m braincoder.demo --out demo_output`` (what ``make demo`` does).
 """
 
@@ -35,6 +37,9 @@ def run(out="demo_output", n_voxels=200, seed=0, progressbar=True):
         Summary table (one row per parameter: correlation with the truth) plus R².
     """
     os.environ.setdefault("MPLBACKEND", "Agg")
+    from ._quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     import matplotlib.pyplot as plt
 
     from .datasets import simulate_prf_2d
@@ -51,9 +56,12 @@ def run(out="demo_output", n_voxels=200, seed=0, progressbar=True):
         sd=np.geomspace(0.3, 4.0, 8), baseline=[0.0], amplitude=[1.0],
     )
     grid = fitter.refine_baseline_and_amplitude(grid)
+    grid_seconds = time.perf_counter() - start
     grid_r2 = fitter.get_rsq(grid)
     estimates = fitter.fit(init_pars=grid, progressbar=progressbar)
     elapsed = time.perf_counter() - start
+    fitter.report(out / "report.html", timings={"grid search": grid_seconds,
+                                                "Levenberg-Marquardt": elapsed - grid_seconds})
 
     truth = experiment.parameters
     rows = []
@@ -89,6 +97,7 @@ def run(out="demo_output", n_voxels=200, seed=0, progressbar=True):
           f"in {elapsed:.1f} s; stopped: {fitter.stop_reason}")
     print(table.round(3).to_string())
     print(f"Figure: {out / 'data_vs_prediction.png'}")
+    print(f"Report: {out / 'report.html'}")
     print(f"Tables: {out / 'summary.tsv'}, {out / 'parameters.tsv'}, {out / 'r2.tsv'}")
     print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
     return table

@@ -92,6 +92,65 @@ def _gamma_pdf_tensor(t, shape, scale):
     return tf.where(positive, tf.exp(log_pdf), tf.zeros_like(log_pdf))
 
 
+def _braincoder_kernel(hrf, times, hrf_parameters=None):
+    """Sample the public braincoder's SPM kernel at ``times`` (``kernel='braincoder'``).
+
+    Shared: ndarray (n_times,); per voxel (``hrf_parameters`` (n_voxels, 2) delay and
+    dispersion): tensor (n_times, n_voxels).
+    """
+    step = 0.1
+    times = np.asarray(times, dtype=np.float32)
+    t_min = float(times.min())
+    n_steps = int(np.ceil((float(times.max()) - t_min) / step)) + 1
+    # Value i of the high-resolution grid is the density at t_min + (i − 2)·step (0 at i = 0).
+    shifted = (t_min + np.arange(-2, n_steps - 2, dtype=np.float32) * np.float32(step))
+    shifted = shifted.astype(np.float32)[:, np.newaxis]
+    shifted[0] = -1.0
+    position = (times - t_min) / np.float32(step)
+    left = np.clip(np.floor(position).astype(int), 0, n_steps - 1)
+    right = np.clip(left + 1, 0, n_steps - 1)
+    weight = (position - left).astype(np.float32)[:, np.newaxis]
+    if not hrf.unique_hrfs:
+        delay = np.array([[hrf.delay]], np.float64)
+        dispersion = np.array([[hrf.dispersion]], np.float64)
+        kernel = (_gamma_pdf(shifted, delay / dispersion + 1.0, dispersion)
+                  - hrf.ratio * _gamma_pdf(shifted, hrf.undershoot / hrf.u_dispersion,
+                                           hrf.u_dispersion))
+        kernel = kernel / kernel.sum(axis=0, keepdims=True)
+        return ((1.0 - weight) * kernel[left] + weight * kernel[right])[:, 0]
+    if hrf_parameters is None:
+        raise ValueError("per-voxel HRF parameters are required when unique_hrfs=True")
+    hrf_parameters = tf.convert_to_tensor(hrf_parameters, dtype=tf.float32)
+    delay = hrf_parameters[:, 0][tf.newaxis, :]
+    dispersion = hrf_parameters[:, 1][tf.newaxis, :]
+    t = tf.constant(shifted)
+    kernel = _gamma_pdf_tensor(t, delay / dispersion + 1.0, dispersion) - hrf.ratio * (
+        _gamma_pdf_tensor(t, hrf.undershoot / hrf.u_dispersion, hrf.u_dispersion)
+    )
+    kernel = kernel / tf.reduce_sum(kernel, axis=0, keepdims=True)
+    return ((1.0 - weight) * tf.gather(kernel, left) + weight * tf.gather(kernel, right))
+
+
+def _braincoder_2024_kernel(hrf, times, hrf_parameters=None):
+    """Sample the public braincoder's kernel before 2025 (``kernel='braincoder_2024'``).
+
+    Gamma densities (shape ``delay``, scale ``dispersion``) minus ``ratio`` times the
+    undershoot's, not normalised. Shared: ndarray (n_times,); per voxel: tensor
+    (n_times, n_voxels).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    undershoot = _gamma_pdf(times, hrf.undershoot, hrf.u_dispersion)
+    if not hrf.unique_hrfs:
+        return _gamma_pdf(times, hrf.delay, hrf.dispersion) - hrf.ratio * undershoot
+    if hrf_parameters is None:
+        raise ValueError("per-voxel HRF parameters are required when unique_hrfs=True")
+    hrf_parameters = tf.convert_to_tensor(hrf_parameters, dtype=tf.float32)
+    t = tf.constant(times[:, np.newaxis], dtype=tf.float32)
+    response = _gamma_pdf_tensor(t, hrf_parameters[:, 0][tf.newaxis, :],
+                                 hrf_parameters[:, 1][tf.newaxis, :])
+    return response - tf.constant(hrf.ratio * undershoot[:, np.newaxis], tf.float32)
+
+
 def causal_convolution_matrix(kernel, n_timepoints):
     """Lower-triangular Toeplitz matrix that convolves a signal with ``kernel``.
 
@@ -253,6 +312,21 @@ class SPMHRFModel(HRFModel):
         Bounds of the per-voxel delay.
     min_dispersion, max_dispersion : float, default 0.3, 2.0
         Bounds of the per-voxel dispersion.
+    kernel : {'spm12', 'braincoder', 'braincoder_2024'}, default 'spm12'
+        ``'spm12'``: SPM12's kernel sampled exactly at multiples of TR (response gamma of
+        shape ``delay / dispersion``), divided by its sum. The other two reproduce the
+        public braincoder, so that its fits predict the same numbers here:
+        ``'braincoder'`` its current kernel — response gamma of shape
+        ``delay / dispersion + 1``, both gammas evaluated on a 0.1 s grid delayed by two
+        steps, normalised to unit sum there and linearly interpolated at
+        ``linspace(1e-4, time_length, round(time_length / tr)) − onset`` (summing to
+        about ``0.1 / tr``); ``'braincoder_2024'`` its kernel before 2025 (with which,
+        for example, the published pRF fit of the szinte2024 data was made) — the gamma
+        densities of shape ``delay`` and scale ``dispersion`` minus ``ratio`` times shape
+        ``undershoot``, scale ``u_dispersion``, at ``linspace(0, time_length,
+        round(time_length / tr)) − onset``, not normalised. That version added the
+        baseline before the convolution: multiply the baselines of its tables by
+        ``get_hrf().sum()`` to use them here. Recorded by :meth:`get_config`.
 
     Examples
     --------
@@ -279,8 +353,14 @@ class SPMHRFModel(HRFModel):
         max_hrf_delay=7.0,
         min_dispersion=0.3,
         max_dispersion=2.0,
+        kernel="spm12",
     ):
         super().__init__(unique_hrfs=unique_hrfs)
+        if kernel not in ("spm12", "braincoder", "braincoder_2024"):
+            raise ValueError(
+                f"kernel must be 'spm12', 'braincoder' or 'braincoder_2024', got {kernel!r}"
+            )
+        self.kernel = kernel
         if not tr > 0:
             raise ValueError(f"tr must be positive, got {tr!r}")
         if not time_length > tr:
@@ -323,7 +403,15 @@ class SPMHRFModel(HRFModel):
 
     @property
     def kernel_times(self):
-        """Times (s) at which the kernel is sampled: ``k·tr`` for integers k >= 0."""
+        """Times (s) at which the kernel is sampled: ``k·tr`` for integers k >= 0.
+
+        With ``kernel='braincoder'`` (``'braincoder_2024'``): ``linspace(1e-4 (0),
+        time_length, round(time_length / tr))``, the public braincoder's time stamps.
+        """
+        if self.kernel != "spm12":
+            n_times = int(np.rint(self.time_length / self.tr))
+            start = 1e-4 if self.kernel == "braincoder" else 0.0
+            return np.linspace(start, self.time_length, n_times).astype(np.float32)
         return np.arange(int(np.floor(self.time_length / self.tr)) + 1) * self.tr
 
     def get_hrf(self, hrf_parameters=None):
@@ -341,6 +429,10 @@ class SPMHRFModel(HRFModel):
             The kernel.
         """
         times = self.kernel_times - self.onset
+        if self.kernel == "braincoder":
+            return _braincoder_kernel(self, times, hrf_parameters)
+        if self.kernel == "braincoder_2024":
+            return _braincoder_2024_kernel(self, times, hrf_parameters)
         if not self.unique_hrfs:
             kernel = spm_hrf(
                 times, self.delay, self.dispersion, self.undershoot, self.u_dispersion,
@@ -390,6 +482,8 @@ class SPMHRFModel(HRFModel):
             "max_dispersion",
         ):
             config[name] = getattr(self, name)
+        if self.kernel != "spm12":
+            config["kernel"] = self.kernel
         return config
 
 
@@ -581,3 +675,86 @@ def hrf_model_from_config(config):
     if name not in classes:
         raise ValueError(f"unknown HRF model class {name!r}; known: {sorted(classes)}")
     return classes[name](**config)
+
+
+def convolve_per_voxel(signals, kernels):
+    """Causally convolve each column of ``signals`` with its own kernel column.
+
+    One depthwise convolution: ``out[t, c] = sum_l kernels[l, c] · signals[t − l, c]``
+    (zero before the start), the same as :meth:`HRFModel.convolve` with per-voxel kernels.
+
+    Parameters
+    ----------
+    signals : tensor, shape (n_timepoints, n_columns)
+        Signals, e.g. neural responses.
+    kernels : tensor, shape (n_kernel, n_columns)
+        One kernel per column, sampled at lags 0, 1, 2, … (in samples).
+
+    Returns
+    -------
+    tensor, shape (n_timepoints, n_columns)
+        The convolved signals (float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.hrf import convolve_per_voxel
+    >>> out = convolve_per_voxel(np.eye(3, 2, dtype=np.float32), np.ones((2, 2), np.float32))
+    >>> out.numpy().tolist()
+    [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    """
+    signals = tf.convert_to_tensor(signals, dtype=tf.float32)
+    kernels = tf.convert_to_tensor(kernels, dtype=tf.float32)
+    n_kernel = kernels.shape[0]
+    padded = tf.pad(signals, [[n_kernel - 1, 0], [0, 0]])[tf.newaxis, tf.newaxis]
+    filters = tf.reverse(kernels, [0])[tf.newaxis, :, :, tf.newaxis]
+    return tf.nn.depthwise_conv2d(padded, filters, strides=[1, 1, 1, 1], padding="VALID")[0, 0]
+
+
+def hrf_kernel_jacobian(hrf_model, hrf_parameters, columns=None):
+    """Per-voxel kernels and their exact derivatives with respect to the HRF parameters.
+
+    The kernel is short (``time_length / tr`` samples), so its derivatives cost little:
+    they come from one forward-mode differentiation of :meth:`HRFModel.get_hrf` (e.g.
+    :class:`SPMHRFModel`'s unit-sum kernel with respect to ``hrf_delay`` and
+    ``hrf_dispersion``), whatever the kernel's sampling. With them, the derivative of a
+    prediction ``h * n`` with respect to an HRF parameter is ``(dh/dθ) * n``.
+
+    Parameters
+    ----------
+    hrf_model : HRFModel
+        An HRF model with per-voxel parameters (``unique_hrfs=True``).
+    hrf_parameters : tensor, shape (n_voxels, n_hrf_parameters)
+        Natural HRF parameters per voxel (e.g. ``hrf_delay``, ``hrf_dispersion``).
+    columns : sequence of int, optional
+        Parameters to differentiate (default: all).
+
+    Returns
+    -------
+    kernels : tensor, shape (n_kernel, n_voxels)
+        The kernels, as ``hrf_model.get_hrf(hrf_parameters)``.
+    derivatives : list of tensor, shape (n_kernel, n_voxels)
+        ``d kernels / d hrf_parameters[:, k]`` for each ``k`` in ``columns``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.hrf import SPMHRFModel, hrf_kernel_jacobian
+    >>> hrf = SPMHRFModel(tr=1.0, unique_hrfs=True)
+    >>> kernels, (d_delay, d_dispersion) = hrf_kernel_jacobian(hrf, np.float32([[6.0, 1.0]]))
+    >>> kernels.shape == d_delay.shape
+    True
+    """
+    hrf_parameters = tf.convert_to_tensor(hrf_parameters, dtype=tf.float32)
+    n_parameters = hrf_parameters.shape[1]
+    columns = list(range(n_parameters)) if columns is None else [int(c) for c in columns]
+    if not columns:
+        return tf.convert_to_tensor(hrf_model.get_hrf(hrf_parameters), tf.float32), []
+    n_voxels = tf.shape(hrf_parameters)[0]
+    tiled = tf.tile(hrf_parameters, [len(columns), 1])
+    tangents = tf.repeat(tf.one_hot(columns, n_parameters, dtype=tf.float32), n_voxels, axis=0)
+    with tf.autodiff.ForwardAccumulator(tiled, tangents) as accumulator:
+        kernels = tf.convert_to_tensor(hrf_model.get_hrf(tiled), tf.float32)
+    jvp = accumulator.jvp(kernels)
+    derivatives = [jvp[:, k * n_voxels:(k + 1) * n_voxels] for k in range(len(columns))]
+    return kernels[:, :n_voxels], derivatives

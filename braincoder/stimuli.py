@@ -157,7 +157,9 @@ class OneDimensionalStimulus(Stimulus):
 
 
 class PositiveStimulus(OneDimensionalStimulus):
-    """A strictly positive scalar stimulus (log-Gaussian tuning, e.g. numerosity).
+    """A non-negative scalar stimulus (log-Gaussian tuning, e.g. numerosity).
+
+    Zero is allowed (a log-Gaussian responds with its baseline); negative values raise.
 
     Parameters
     ----------
@@ -170,10 +172,10 @@ class PositiveStimulus(OneDimensionalStimulus):
 
     def _check_range(self, frame):
         values = frame.to_numpy()
-        bad = np.flatnonzero(~(values[:, 0] > 0))
+        bad = np.flatnonzero(~(values[:, 0] >= 0))
         if bad.size:
             raise ValueError(
-                f"paradigm must be > 0 for log-Gaussian tuning; {bad.size} time points are not "
+                f"paradigm must be >= 0 for log-Gaussian tuning; {bad.size} time points are not "
                 f"(first at {frame.index.name or 'row'} {format_labels(frame.index[bad[:1]])})"
             )
 
@@ -199,11 +201,13 @@ class PositiveStimulus(OneDimensionalStimulus):
 class CircularStimulus(OneDimensionalStimulus):
     """A circular scalar stimulus in radians (e.g. orientation, motion direction).
 
-    Values may be any real number; they are interpreted modulo 2π.
+    Values may be any real number; they are interpreted modulo 2π. The dimension is
+    labelled ``x (radians)``, as in the public braincoder.
     """
 
     def __init__(self):
         super().__init__(-np.pi, np.pi)
+        self.dimension_labels = pd.Index(["x (radians)"], name=STIMULUS_DIMENSION)
 
     def default_grid(self, n=100):
         """Return ``n`` evenly spaced angles over one period, ``[−π, π)``.
@@ -219,7 +223,7 @@ class CircularStimulus(OneDimensionalStimulus):
             The grid.
         """
         return pd.DataFrame(
-            {"x": np.linspace(-np.pi, np.pi, n, endpoint=False)},
+            {self.dimension_labels[0]: np.linspace(-np.pi, np.pi, n, endpoint=False)},
             index=pd.RangeIndex(n, name="stimulus"),
         )
 

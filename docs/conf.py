@@ -10,6 +10,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import braincoder  # noqa: E402
+from braincoder._quiet import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 project = "braincoder"
 author = "The braincoder developers"

@@ -12,7 +12,7 @@ data into a posterior over orientation for every trial.
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from braincoder.models import VonMisesPRF
 from braincoder.optimize import ResidualFitter, StimulusFitter, WeightFitter
@@ -30,7 +30,8 @@ rng = np.random.default_rng(0)
 n_channels, n_voxels = 8, 50
 channels = pd.DataFrame({
     "mu": np.linspace(-np.pi, np.pi, n_channels, endpoint=False),
-    "kappa": 2.0, "amplitude": 1.0, "baseline": 0.0,
+    # the tuning curve is the von Mises density: this amplitude gives it a peak of 1
+    "kappa": 2.0, "amplitude": 2 * np.pi * special.i0e(2.0), "baseline": 0.0,
 })
 true_weights = pd.DataFrame(rng.gamma(2.0, 0.5, (n_channels, n_voxels)))
 model = VonMisesPRF(parameters=channels)
@@ -91,7 +92,7 @@ for trial, color in enumerate(plt.cm.viridis(np.linspace(0, 0.9, 4))):
 axes[0].set(xlabel="orientation (°)", ylabel="posterior density", title="posteriors")
 axes[1].errorbar(np.degrees(test_orientations), np.degrees(decoded),
                  yerr=np.degrees(uncertainty), fmt="o", ms=3, alpha=0.7, label="posterior mean")
-axes[1].plot(np.degrees(test_orientations), np.degrees(map_estimates["x"]), "x", ms=4,
+axes[1].plot(np.degrees(test_orientations), np.degrees(map_estimates["x (radians)"]), "x", ms=4,
              label="MAP (StimulusFitter)")
 axes[1].plot([-180, 180], [-180, 180], "k:", lw=1)
 axes[1].set(xlabel="true orientation (°)", ylabel="decoded (°)", title="decoding")

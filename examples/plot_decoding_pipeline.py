@@ -29,7 +29,8 @@ voxels = pd.Index([f"v{i:03d}" for i in range(n_tuned + n_noise)], name="voxel")
 truth = pd.DataFrame({"mu": rng.uniform(10, 25, n_tuned), "sd": rng.uniform(0.3, 0.6, n_tuned),
                       "amplitude": rng.uniform(0.8, 1.5, n_tuned), "baseline": 0.0},
                      index=voxels[:n_tuned])
-model = LogGaussianPRF()
+# mu: preferred numerosity (the mode), sd: width in log units
+model = LogGaussianPRF(parameterisation="mode_sd_log")
 numerosity = pd.DataFrame({"x": rng.integers(5, 41, n_trials).astype(float)},
                           index=pd.RangeIndex(n_trials, name="trial"))
 signal = model.predict(numerosity, truth)
@@ -64,7 +65,7 @@ ax.legend()
 # %%
 # Noise model of the selected voxels, then the expected uncertainty of decoding every
 # numerosity from 5 to 40.
-selected = LogGaussianPRF(parameters=parameters.loc[keep])
+selected = LogGaussianPRF(parameterisation="mode_sd_log", parameters=parameters.loc[keep])
 residuals = ResidualFitter(selected, data[keep], numerosity)
 omega, dof = residuals.fit(method="gauss", progressbar=False)
 stimuli = np.arange(5.0, 41.0, 2.5)

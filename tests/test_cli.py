@@ -305,3 +305,70 @@ def test_select_keeps_the_voxels_above_the_mixture_threshold(tmp_path, capsys):
     code, out = _run(capsys, "select", "--r2", tmp_path / "ambiguous.tsv", "--out",
                      tmp_path / "y.tsv")
     assert code == 2 and "give one column or one named 'r2'" in out.err
+
+
+def _quiet_subprocess(code):
+    """Run Python code in a fresh interpreter with TensorFlow's log level left unset."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=300, check=False)
+
+
+def _main_then_modules(*argv):
+    return ("import sys\n"
+            "from braincoder.cli import main\n"
+            f"code = main({[str(a) for a in argv]!r})\n"
+            "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+
+
+def test_models_is_quiet_and_does_not_import_tensorflow():
+    result = _quiet_subprocess(_main_then_modules("models"))
+    assert result.stderr == ""
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "0 False False"
+    listed = [line.split("\t")[0] for line in lines[:-1]]
+    assert {"ridge_image_decoder", "prf_inversion_decoder", "gaussian_prf_2d_hrf"} <= set(
+        listed)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "--model", "no_such_model", "--data", "x.tsv", "--paradigm", "p.npy",
+      "--out", "o"], "braincoder: error: unknown model 'no_such_model'; known models: "),
+    (["fit", "--model", "gaussian_prf", "--data", "missing.tsv", "--paradigm", "p.npy",
+      "--out", "o"], "braincoder: error: data file not found: missing.tsv"),
+    (["predict", "--model-spec", "missing.json", "--paradigm", "p.npy", "--out", "o.tsv"],
+     "braincoder: error: model-spec file not found: missing.json"),
+])
+def test_argument_errors_are_one_line_before_tensorflow(argv, message, tmp_path):
+    result = _quiet_subprocess(_main_then_modules(*argv))
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(message)
+    assert result.stdout.strip() == "2 False False"
+
+
+def test_a_command_using_tensorflow_prints_no_start_up_lines(tmp_path):
+    # simulate imports TensorFlow and runs it on the CPU: no absl, oneDNN or CUDA lines.
+    result = _quiet_subprocess(_main_then_modules(
+        "simulate", "--n-voxels", "3", "--grid-size", "6", "--n-sweeps", "2",
+        "--frames-per-sweep", "8", "--out", tmp_path / "sim"))
+    assert result.stdout.strip() == "0 True True"
+    assert result.stderr == "", result.stderr
+    assert (tmp_path / "sim" / "bold.tsv").exists()
+
+
+def test_quiet_tensorflow_keeps_messages_that_are_not_start_up_noise():
+    from braincoder._quiet import _is_start_up_noise
+
+    preamble = ("WARNING: All log messages before absl::InitializeLog() is called are "
+                "written to STDERR")
+    info = "I0000 00:00:1796651482.806227    9346 port.cc:153] oneDNN custom operations are on."
+    cuda = ("E0000 00:00:1796651499.041096    9635 cuda_platform.cc:52] failed call to "
+            "cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
+    warning = "/x/site-packages/y.py:3: DeprecationWarning: old API"
+    assert [_is_start_up_noise(line, 3) for line in (preamble, info, cuda, warning)] == [
+        True, True, True, False]
+    # A level chosen by the caller is respected: 1 drops information lines only.
+    assert [_is_start_up_noise(line, 1) for line in (preamble, info, cuda, warning)] == [
+        True, True, False, False]
+    assert not any(_is_start_up_noise(line, 0) for line in (preamble, info, cuda))

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from scipy import stats
+from scipy import special, stats
 
 from braincoder.hrf import SPMHRFModel
 from braincoder.models import (
@@ -25,6 +25,8 @@ from braincoder.utils import (
 )
 
 CIRCLE = np.linspace(-np.pi, np.pi, 120, endpoint=False)
+#: Amplitude giving a von Mises density with kappa 1 a peak of 1.
+VON_MISES_PEAK_ONE = 2 * np.pi * special.i0e(1.0)
 
 
 def circular_correlation(a, b):
@@ -55,6 +57,8 @@ def orientation():
         },
         index=pd.Index([f"v{i:02d}" for i in range(n)], name="voxel"),
     )
+    # The tuning curve is the von Mises density: scale the amplitude to peaks of 0.8–1.2.
+    parameters["amplitude"] *= 2 * np.pi * special.i0e(parameters["kappa"])
     model = VonMisesPRF(parameters=parameters)
     truth = {"tau": rng.uniform(0.15, 0.3, n), "rho": 0.3, "sigma2": 0.025}
     omega = make_omega(truth["tau"], truth["rho"], truth["sigma2"],
@@ -108,7 +112,7 @@ def test_stimulus_fitter_orientation_wraps_and_improves(orientation):
     data = simulate(model, truth, orientation["omega"], seed=5)
     fitter = StimulusFitter(data, model, omega)
     fitted = fitter.fit(progressbar=False)
-    values = fitted["x"].to_numpy()
+    values = fitted["x (radians)"].to_numpy()
     assert ((values >= -np.pi) & (values < np.pi)).all()
     assert circular_correlation(values, truth) > 0.9
     # never worse than the grid start; checked through the public likelihood
@@ -227,7 +231,7 @@ def test_voxels_are_aligned_by_name(numerosity):
 
 def test_irregular_grid_normalisation_and_log_gaussian_fit():
     n = 30
-    model = LogGaussianPRF(parameters=pd.DataFrame({
+    model = LogGaussianPRF(parameterisation="mode_sd_log", parameters=pd.DataFrame({
         "mu": np.geomspace(1, 64, n), "sd": 0.5, "amplitude": 1.0, "baseline": 0.0}))
     stimuli = np.exp(np.random.default_rng(18).uniform(0, np.log(64), 30))
     data = model.simulate(stimuli, noise=0.2, seed=19)
@@ -261,11 +265,12 @@ def test_residual_fitter_student_t_and_shrinkage():
     noise = stats.multivariate_t.rvs(np.zeros(n), omega, df=5.0, size=1500, random_state=22)
     data = model.predict(paradigm=stimuli) + noise
     fitter = ResidualFitter(model, data, stimuli)
-    fitted, dof = fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500)
+    fitted, dof = fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500,
+                             method="t")
     assert isinstance(dof, float) and 3.5 < dof < 7.5
     assert np.linalg.eigvalsh(fitted.to_numpy()).min() > 0
     first = fitter.omega.to_numpy().copy()
-    fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500)
+    fitter.fit(init_dof=10.0, progressbar=False, max_n_iterations=1500, method="t")
     np.testing.assert_array_equal(fitter.omega.to_numpy(), first)  # deterministic
     empirical, _ = ResidualFitter(model, data, stimuli, lambd=1.0).fit(method="gauss")
     np.testing.assert_allclose(empirical, np.cov(fitter.residuals.to_numpy(), rowvar=False))
@@ -286,7 +291,10 @@ def retinotopy():
     parameters = pd.DataFrame({
         "x": rng.uniform(-4, 4, n), "y": rng.uniform(-4, 4, n), "sd": rng.uniform(1, 2, n),
         "baseline": 0.0, "amplitude": 1.0})
-    model = GaussianPRF2D(grid_coordinates=grid, parameters=parameters)
+    model = GaussianPRF2D(grid_coordinates=grid)
+    # normalised RFs (divided by sd·√(2π)/pixel area): amplitudes giving peaks of 1
+    parameters["amplitude"] *= parameters["sd"] * np.sqrt(2 * np.pi) / model.pixel_area
+    model.parameters = parameters
     return {"model": model, "grid": grid, "omega": 0.01 * np.eye(n), "rng": rng}
 
 
@@ -481,15 +489,24 @@ def test_init_pseudo_wwt_sets_the_grid_of_the_overlap(numerosity):
     model = GaussianPRF(parameters=numerosity["model"].parameters)
     default = model.get_rf_overlap()
     stimulus_range = np.linspace(2, 30, 57)
-    overlap = model.init_pseudoWWT(stimulus_range)
+    model.parameters = model.parameters.assign(baseline=0.3)
+    raw = model.init_pseudoWWT(stimulus_range)
     pars = model.parameters
     rf = np.exp(-0.5 * ((stimulus_range[:, None] - pars["mu"].to_numpy()) / pars["sd"].to_numpy())
                 ** 2) * pars["amplitude"].to_numpy()
+    # the public braincoder's return value: raw WᵀW, baseline included unless subtracted
+    np.testing.assert_allclose(raw.to_numpy(), (rf + 0.3).T @ (rf + 0.3), rtol=1e-5)
+    subtracted = model.init_pseudoWWT(stimulus_range, subtract_baseline=True)
+    np.testing.assert_allclose(subtracted.to_numpy(), rf.T @ rf, rtol=1e-5, atol=1e-6)
+    # the overlap of the noise model: stimulus-driven, over the new grid, diagonal mean 1
+    overlap = model.get_rf_overlap()
     expected = rf.T @ rf
     expected /= np.diag(expected).mean()
     np.testing.assert_allclose(overlap.to_numpy(), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(overlap.to_numpy(), default.to_numpy(), atol=1e-3)
-    np.testing.assert_allclose(model.get_pseudoWWT().to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    # get_pseudoWWT: the raw matrix of the last init_pseudoWWT, as in the public braincoder
+    np.testing.assert_allclose(model.get_pseudoWWT().to_numpy(), rf.T @ rf, rtol=1e-5,
+                               atol=1e-6)
     stimuli = np.random.default_rng(70).uniform(0, 10, 30)
     data = simulate(model, stimuli, numerosity["omega"], seed=71)
     residuals = ResidualFitter(model, data, stimuli)
@@ -501,7 +518,7 @@ def test_init_pseudo_wwt_sets_the_grid_of_the_overlap(numerosity):
 def test_decoding_orientation_and_stimulus_amplitude():
     rng = np.random.default_rng(80)
     basis = pd.DataFrame({"mu": np.linspace(0, 2 * np.pi, 8, endpoint=False), "kappa": 1.0,
-                          "amplitude": 1.0, "baseline": 0.0})
+                          "amplitude": VON_MISES_PEAK_ONE, "baseline": 0.0})
     weights = np.eye(8) * 5.0 + rng.uniform(0, 1, (8, 8))
     model = VonMisesPRF(parameters=basis, weights=weights, model_stimulus_amplitude=True)
     omega = 0.25 * np.eye(8)
@@ -525,10 +542,10 @@ def test_decoding_orientation_and_stimulus_amplitude():
     assert np.corrcoef(mean_gain, truth["amplitude"])[0, 1] > 0.95
     fitter = StimulusFitter(data, model, omega)
     fitted = fitter.fit(init_pars=fitter.fit_grid(angles, gains), progressbar=False)
-    assert list(fitted.columns) == ["x", "amplitude"]
-    assert fitted["x"].between(-np.pi, np.pi).all()
+    assert list(fitted.columns) == ["x (radians)", "amplitude"]
+    assert fitted["x (radians)"].between(-np.pi, np.pi).all()
     assert np.corrcoef(fitted["amplitude"], truth["amplitude"])[0, 1] > 0.95
-    error = np.angle(np.exp(1j * (fitted["x"] - truth["x"])))
+    error = np.angle(np.exp(1j * (fitted["x (radians)"] - truth["x"])))
     assert np.median(np.abs(error)) < 0.25
     with pytest.raises(ValueError, match="stimulus_range is required"):
         model.get_stimulus_pdf(data, omega=omega)
@@ -550,7 +567,7 @@ def test_stimulus_fitter_mask_fits_only_the_selected_entries(retinotopy):
     assert decoded[shown].mean() > 0.5
     # a mask over columns: keep the stimulus amplitude at its start, fit the orientation
     basis = pd.DataFrame({"mu": np.linspace(0, 2 * np.pi, 8, endpoint=False), "kappa": 1.0,
-                          "amplitude": 1.0, "baseline": 0.0})
+                          "amplitude": VON_MISES_PEAK_ONE, "baseline": 0.0})
     tuned = VonMisesPRF(parameters=basis, weights=np.eye(8) * 3,
                         model_stimulus_amplitude=True)
     truth = pd.DataFrame({"x": rng.uniform(-np.pi, np.pi, 20), "amplitude": 1.0})
@@ -559,7 +576,7 @@ def test_stimulus_fitter_mask_fits_only_the_selected_entries(retinotopy):
     fitted = StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(
         init_pars=start, mask=[True, False], progressbar=False, learning_rate=0.05)
     np.testing.assert_allclose(fitted["amplitude"], 1.3, rtol=1e-6)
-    assert not np.allclose(fitted["x"], 0.0)
+    assert not np.allclose(fitted["x (radians)"], 0.0)
     with pytest.raises(ValueError, match="mask must have shape"):
         StimulusFitter(responses, tuned, 0.01 * np.eye(8)).fit(init_pars=start,
                                                               mask=[True, False, True])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from scipy import stats
+from scipy import special, stats
 
 from braincoder.hrf import CustomHRFModel, SPMHRFDerivativeModel, SPMHRFModel
 from braincoder.models import (
@@ -39,6 +39,7 @@ N_VOXELS = 4
 GRID = make_grid_coordinates(5, extent=2.0)
 GX = GRID["x"].to_numpy()[:, None]
 GY = GRID["y"].to_numpy()[:, None]
+PIXEL_AREA = np.diff(np.unique(GX)).mean() * np.diff(np.unique(GY)).mean()
 
 LINEAR = (LinearModel, LinearModelWithBaseline, LinearModelWithBaselineHRF)
 PRF_2D = (GaussianPRF2D, DifferenceOfGaussiansPRF2D, DivisiveNormalizationGaussianPRF2D,
@@ -48,6 +49,7 @@ RANGES = {
     "x": (-1.5, 1.5), "y": (-1.5, 1.5), "sd": (0.5, 1.5), "amplitude": (0.5, 2.0),
     "baseline": (-1.0, 1.0), "srf_amplitude": (0.1, 0.6), "srf_size": (1.5, 3.0),
     "neural_baseline": (0.2, 1.0), "surround_baseline": (0.5, 2.0), "kappa": (0.5, 3.0),
+    "rf_amplitude": (0.5, 2.0), "bold_baseline": (-1.0, 1.0),
     "hrf_delay": (4.5, 6.5), "hrf_dispersion": (0.7, 1.3), "hrf_delta": (-0.5, 0.5),
 }
 
@@ -56,6 +58,11 @@ RANGES = {
 def gauss2d(x, y, sd):
     """Peak-one isotropic Gaussian at every pixel, shape (n_pixels, n_units)."""
     return np.exp(-((GX - x) ** 2 + (GY - y) ** 2) / (2 * sd**2))
+
+
+def norm2d(x, y, sd):
+    """Gaussian divided by sd·√(2π)/pixel area (the default ``normalize_rf=True``)."""
+    return gauss2d(x, y, sd) * PIXEL_AREA / (sd * np.sqrt(2 * np.pi))
 
 
 def spm_kernels(tr, n_units, delay=None, dispersion=None):
@@ -82,28 +89,36 @@ def reference_predict(model_class, paradigm, parameters, weights=None, hrf=None)
         weights = None
     elif model_class in (GaussianPRF, GaussianPRFWithHRF):
         neural = p["amplitude"] * np.exp(-0.5 * ((s - p["mu"]) / p["sd"]) ** 2)
-    elif model_class is VonMisesPRF:
-        neural = p["amplitude"] * np.exp(p["kappa"] * (np.cos(s - p["mu"]) - 1))
-    elif model_class in (LogGaussianPRF, LogGaussianPRFWithHRF):
-        neural = p["amplitude"] * np.exp(-0.5 * ((np.log(s) - np.log(p["mu"])) / p["sd"]) ** 2)
+    elif model_class is VonMisesPRF:  # the von Mises density
+        neural = p["amplitude"] * np.exp(p["kappa"] * np.cos(s - p["mu"])) / (
+            2 * np.pi * special.i0(p["kappa"]))
+    elif model_class in (LogGaussianPRF, LogGaussianPRFWithHRF):  # mean and SD, natural units
+        s2 = np.log(1 + p["sd"] ** 2 / p["mu"] ** 2)
+        neural = p["amplitude"] * np.exp(
+            -((np.log(s) - np.log(p["mu"] / np.sqrt(1 + p["sd"] ** 2 / p["mu"] ** 2))) ** 2)
+            / (2 * s2))
     elif model_class in (GaussianPRF2D, GaussianPRF2DWithHRF):
-        neural = s @ gauss2d(p["x"], p["y"], p["sd"]) * p["amplitude"]
+        neural = s @ norm2d(p["x"], p["y"], p["sd"]) * p["amplitude"]
     elif model_class in (DifferenceOfGaussiansPRF2D, DifferenceOfGaussiansPRF2DWithHRF):
         rf = (gauss2d(p["x"], p["y"], p["sd"])
               - p["srf_amplitude"] * gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"]))
-        neural = s @ rf * p["amplitude"]
+        neural = s @ rf * p["amplitude"] * PIXEL_AREA / (p["sd"] * np.sqrt(2 * np.pi))
     else:  # divisive normalisation
-        centre = s @ gauss2d(p["x"], p["y"], p["sd"])
-        surround = s @ gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"])
-        neural = ((p["amplitude"] * centre + p["neural_baseline"])
-                  / (p["srf_amplitude"] * surround + p["surround_baseline"])
-                  - p["neural_baseline"] / p["surround_baseline"])
+        centre = s @ norm2d(p["x"], p["y"], p["sd"])
+        surround = s @ norm2d(p["x"], p["y"], p["sd"] * p["srf_size"])
+        neural = ((p["rf_amplitude"] * centre + p["neural_baseline"])
+                  / (p["srf_amplitude"] * p["rf_amplitude"] * surround
+                     + p["surround_baseline"]))
+        if hrf is not None:
+            neural = neural - p["neural_baseline"] / p["surround_baseline"]
     if hrf == "shared":
         neural = convolve_columns(neural, spm_kernels(TR, neural.shape[1]))
     elif hrf == "unique":
         neural = convolve_columns(neural, spm_kernels(TR, neural.shape[1], p["hrf_delay"],
                                                       p["hrf_dispersion"]))
     response = neural + p["baseline"] if "baseline" in p else neural
+    if "bold_baseline" in p:
+        response = response + p["bold_baseline"]
     return response if weights is None else response @ weights
 
 
@@ -171,6 +186,45 @@ def test_predict_matches_numpy(model_class, hrf, with_weights):
     np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("model_class", [GaussianPRF2D, DifferenceOfGaussiansPRF2D,
+                                         DivisiveNormalizationGaussianPRF2D, VonMisesPRF])
+def test_peak_one_option_drops_the_normalisation(rng, model_class):
+    """``normalize_rf=False``: the default prediction without the density factor."""
+    model = build(model_class, normalize_rf=False)
+    parameters = random_parameters(model, N_UNITS, rng)
+    paradigm = random_paradigm(model, rng)
+    got = model.predict(paradigm, parameters).to_numpy()
+    p = {label: parameters[label].to_numpy(np.float64) for label in parameters.columns}
+    s = np.asarray(paradigm, dtype=np.float64)
+    if model_class is VonMisesPRF:
+        expected = p["baseline"] + p["amplitude"] * np.exp(p["kappa"] * (np.cos(s - p["mu"]) - 1))
+    elif model_class is GaussianPRF2D:
+        expected = p["baseline"] + s @ gauss2d(p["x"], p["y"], p["sd"]) * p["amplitude"]
+    elif model_class is DifferenceOfGaussiansPRF2D:
+        rf = (gauss2d(p["x"], p["y"], p["sd"])
+              - p["srf_amplitude"] * gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"]))
+        expected = p["baseline"] + s @ rf * p["amplitude"]
+    else:
+        centre = s @ gauss2d(p["x"], p["y"], p["sd"])
+        surround = s @ gauss2d(p["x"], p["y"], p["sd"] * p["srf_size"])
+        expected = ((p["rf_amplitude"] * centre + p["neural_baseline"])
+                    / (p["srf_amplitude"] * p["rf_amplitude"] * surround
+                       + p["surround_baseline"]))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_log_gaussian_mode_parameterisation_is_a_gaussian_on_the_log_axis(rng):
+    model = LogGaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=TR), parameterisation="mode_sd_log")
+    parameters = random_parameters(model, N_UNITS, rng)
+    paradigm = random_paradigm(model, rng)
+    p = {label: parameters[label].to_numpy(np.float64) for label in parameters.columns}
+    neural = p["amplitude"] * np.exp(
+        -0.5 * ((np.log(paradigm) - np.log(p["mu"])) / p["sd"]) ** 2)
+    expected = convolve_columns(neural, spm_kernels(TR, N_UNITS)) + p["baseline"]
+    np.testing.assert_allclose(model.predict(paradigm, parameters).to_numpy(), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_basis_functions_mixed_by_weights_equal_weighted_sum(rng):
     model = GaussianPRFWithHRF(hrf_model=SPMHRFModel(tr=TR))
     x = np.linspace(0, 10, N_T)
@@ -190,14 +244,17 @@ def test_get_rf_matches_numpy(rng):
     p = parameters
     expected = (gauss2d(p.x.values, p.y.values, p.sd.values) - p.srf_amplitude.values
                 * gauss2d(p.x.values, p.y.values, p.sd.values * p.srf_size.values)
-                ) * p.amplitude.values
-    rf = model.get_rf(parameters)
+                ) * p.amplitude.values * PIXEL_AREA / (p.sd.values * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(model.get_rf(parameters=parameters), expected.T, rtol=1e-5,
+                               atol=1e-6)  # array: units × pixels
+    rf = model.get_rf_frame(parameters)
     np.testing.assert_allclose(rf.to_numpy(), expected, rtol=1e-5, atol=1e-6)
     assert rf.index.equals(GRID.index) and rf.columns.equals(parameters.index)
 
 
-def test_gaussian_2d_closed_form_jacobian_equals_autodiff(rng):
-    model = GaussianPRF2D(GRID)
+@pytest.mark.parametrize("normalize_rf", [True, False])
+def test_gaussian_2d_closed_form_jacobian_equals_autodiff(rng, normalize_rf):
+    model = GaussianPRF2D(GRID, normalize_rf=normalize_rf)
     parameters = tf.constant(random_parameters(model, 3, rng).to_numpy(np.float32))
     field, derivatives = model._rf_jacobian(parameters)
     np.testing.assert_allclose(field.numpy(), model._rf(parameters).numpy(), rtol=1e-6)
@@ -524,9 +581,9 @@ BAD_INPUT = [
      ValueError, r"'hrf_dispersion' must be within \(0.3, 2\)"),
     (lambda: unique_2d().predict(np.ones((3, 25)), pars_2d()), ValueError,
      "missing 'hrf_delay', 'hrf_dispersion'"),
-    (lambda: LogGaussianPRF().predict(pd.DataFrame({"x": [1.0, 2.0, 0.0, -1.0]}, index=TIMED),
+    (lambda: LogGaussianPRF().predict(pd.DataFrame({"x": [1.0, -2.0, 0.0, -1.0]}, index=TIMED),
                                       PARS), ValueError,
-     r"paradigm must be > 0 for log-Gaussian tuning; 2 time points are not \(first at time 17\)"),
+     r"paradigm must be >= 0 for log-Gaussian tuning; 2 time points are not \(first at time 9\)"),
     (lambda: LogGaussianPRF().predict([[1.0]], PARS.assign(mu=[0.0, 1.0])), ValueError,
      r"'mu' must be > 0.*\('a'\)"),
     (lambda: GaussianPRF().predict([[1.0]], PARS, np.ones((3, 2))), ValueError,
@@ -562,7 +619,6 @@ def test_missing_hrf_model_warns():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: GaussianPRF(hrf_model=SPMHRFModel(tr=1.0)),
     lambda: GaussianPRFWithHRF(hrf=SPMHRFModel(tr=1.0)),
     lambda: GaussianPRF2DWithHRF(GRID, hrf=SPMHRFModel(tr=1.0)),
     lambda: LinearModelWithBaselineHRF(hrf=SPMHRFModel(tr=1.0)),
@@ -649,12 +705,13 @@ def test_stimulus_amplitude_scales_the_driven_response_and_round_trips(tmp_path)
                          "baseline": [0.5, -1.0]}, index=pd.Index(["v1", "v2"], name="voxel"))
     model = VonMisesPRF(parameters=pars, model_stimulus_amplitude=True)
     assert isinstance(model.stimulus, StimulusWithAmplitude)
-    assert list(model.stimulus.dimension_labels) == ["x", "amplitude"]
+    assert list(model.stimulus.dimension_labels) == ["x (radians)", "amplitude"]
     paradigm = pd.DataFrame({"x": np.linspace(0, 6, 13), "amplitude": np.linspace(0, 3, 13)})
     got = model.predict(paradigm).to_numpy()
     x, a = paradigm["x"].to_numpy()[:, None], paradigm["amplitude"].to_numpy()[:, None]
+    kappa = pars["kappa"].to_numpy()
     expected = pars["baseline"].to_numpy() + pars["amplitude"].to_numpy() * a * np.exp(
-        pars["kappa"].to_numpy() * (np.cos(x - pars["mu"].to_numpy()) - 1))
+        kappa * np.cos(x - pars["mu"].to_numpy())) / (2 * np.pi * special.i0(kappa))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     # JSON and directory round trips keep the option
     for loaded in (EncodingModel.from_json(model.to_json()),
@@ -671,9 +728,9 @@ def test_stimulus_amplitude_scales_the_driven_response_and_round_trips(tmp_path)
     np.testing.assert_allclose(steady.to_numpy(), 2 * half.to_numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="paradigm has 1 columns but this stimulus space has 2"):
         model.predict(np.ones(5))
-    with pytest.raises(ValueError, match="paradigm must be > 0"):
+    with pytest.raises(ValueError, match="paradigm must be >= 0"):
         LogGaussianPRF(model_stimulus_amplitude=True, parameters=[[5.0, 0.5, 1.0, 0.0]]).predict(
-            pd.DataFrame({"x": [0.0], "amplitude": [1.0]}))
+            pd.DataFrame({"x": [-1.0], "amplitude": [1.0]}))
     with pytest.raises(TypeError, match="model_stimulus_amplitude must be True or False"):
         VonMisesPRF(model_stimulus_amplitude="yes")
 

@@ -1,5 +1,8 @@
 """Model registry: every model registered by name, get_model, and its errors."""
 
+import subprocess
+import sys
+
 import pytest
 
 import braincoder.models as models
@@ -11,7 +14,7 @@ from braincoder.models import (
     list_models,
     register_model,
 )
-from braincoder.models.registry import _REGISTRY
+from braincoder.models.registry import _REGISTRY, BUILTIN_MODELS, model_info
 
 CLASSIC = {
     "linear": "LinearModel",
@@ -30,6 +33,13 @@ CLASSIC = {
     "dn_prf_2d_hrf": "DivisiveNormalizationGaussianPRF2DWithHRF",
 }
 DEEP = ("eeg_to_fmri", "fmri_ae", "embedding_decoder")
+
+
+def _run_python(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()
 
 
 def constructor_kwargs(name, grid):
@@ -121,3 +131,78 @@ def test_register_and_build_a_new_model():
     finally:
         _REGISTRY.pop("constant_test_model", None)
     assert "constant_test_model" not in list_models()
+
+
+def test_listing_does_not_depend_on_imports():
+    # A fresh interpreter: the list is complete before any model module is imported, and
+    # the same after importing every submodule.
+    lines = _run_python(
+        "import sys\n"
+        "from braincoder.models.registry import list_models\n"
+        "before = list_models()\n"
+        "print('tensorflow' in sys.modules or 'keras' in sys.modules)\n"
+        "import braincoder.models.deep, braincoder.models.image_decoders\n"
+        "import braincoder.models.linear, braincoder.models.prf_1d, braincoder.models.prf_2d\n"
+        "print(before == list_models())\n"
+        "print(' '.join(before))\n"
+    )
+    assert lines[:2] == ["False", "True"]
+    names = lines[2].split()
+    assert {"ridge_image_decoder", "prf_inversion_decoder", "vae_gan"} <= set(names)
+    assert names == sorted(BUILTIN_MODELS)
+
+
+@pytest.mark.parametrize("module", ["braincoder", "braincoder.models.registry",
+                                    "braincoder.models"])
+def test_importing_the_registry_does_not_import_tensorflow(module):
+    lines = _run_python(f"import sys, {module}\n"
+                        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    assert lines == ["[]"]
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
+def test_static_table_agrees_with_the_classes(name):
+    info = model_info(name)
+    cls = get_model_class(name)
+    module, _, qualname = info.target.partition(":")
+    assert (cls.__module__, cls.__qualname__) == (module, qualname)
+    assert cls.registry_name == name
+    labels = getattr(cls, "parameter_labels", None)
+    if info.kind == "encoding":
+        assert issubclass(cls, EncodingModel)
+        assert tuple(labels) == info.parameter_labels
+        assert info.hrf == issubclass(cls, models.HRFEncodingModel)
+    else:
+        assert not (isinstance(cls, type) and issubclass(cls, EncodingModel))
+        assert info.parameter_labels == ()
+    assert info.description
+
+
+def test_every_decorated_class_is_in_the_static_table():
+    # A model registered in the library's source must be declared in BUILTIN_MODELS too.
+    import re
+    from pathlib import Path
+
+    import braincoder
+
+    root = Path(braincoder.__file__).parent
+    decorated = set()
+    for path in root.rglob("*.py"):
+        decorated |= set(re.findall(r'^@register_model\("(\w+)"\)', path.read_text(),
+                                    flags=re.MULTILINE))
+    assert decorated == set(BUILTIN_MODELS)
+
+
+def test_user_models_are_listed_with_their_labels():
+    try:
+        @register_model("two_label_test_model")
+        class TwoLabels(EncodingModel):
+            parameter_labels = ["gain", "baseline"]
+
+        info = model_info("two_label_test_model")
+        assert info.parameter_labels == ("gain", "baseline") and info.kind == "encoding"
+        assert get_model_class("two_label_test_model") is TwoLabels
+    finally:
+        _REGISTRY.pop("two_label_test_model", None)
+    with pytest.raises(ValueError, match="unknown model 'two_label_test_model'"):
+        model_info("two_label_test_model")

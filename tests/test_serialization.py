@@ -54,7 +54,7 @@ def _example(name):
     else:
         paradigm = RNG.uniform(0.5, 5.0, size=20)
     if labels:
-        values = [[VALUES[label] * (1 + 0.1 * i) for label in labels] for i in range(2)]
+        values = [[VALUES.get(label, 1.0) * (1 + 0.1 * i) for label in labels] for i in range(2)]
         model.parameters = model._format_parameters(
             pd.DataFrame(values, index=VOXELS, columns=pd.Index(labels, name="parameter")))
     model.omega = np.array([[1.0, 0.2], [0.2, 0.5]])

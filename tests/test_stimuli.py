@@ -32,7 +32,7 @@ def test_default_grids():
     assert OneDimensionalStimulus(0, 4).default_grid(5)["x"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(PositiveStimulus(1, 16).default_grid(5)["x"], [1, 2, 4, 8, 16])
     circular = CircularStimulus().default_grid(4)
-    np.testing.assert_allclose(circular["x"], [-np.pi, -np.pi / 2, 0, np.pi / 2])
+    np.testing.assert_allclose(circular["x (radians)"], [-np.pi, -np.pi / 2, 0, np.pi / 2])
     assert OneDimensionalRadialStimulus is CircularStimulus
     grid = make_grid_coordinates(3)
     image = ImageStimulus(grid).default_grid()
@@ -61,9 +61,9 @@ def test_clean_paradigm_labels():
     (OneDimensionalStimulus(), pd.DataFrame({"x": [1.0, np.inf]}, index=pd.Index([4, 8],
                                                                                   name="time")),
      r"paradigm: column 'x' has 1 non-finite value \(first at time 8\)"),
-    (PositiveStimulus(), pd.DataFrame({"x": [1.0, -1.0, 0.0]}, index=pd.Index([5, 17, 18],
-                                                                               name="time")),
-     r"paradigm must be > 0 .*2 time points are not \(first at time 17\)"),
+    (PositiveStimulus(), pd.DataFrame({"x": [1.0, -1.0, -2.0]}, index=pd.Index([5, 17, 18],
+                                                                                name="time")),
+     r"paradigm must be >= 0 .*2 time points are not \(first at time 17\)"),
     (ImageStimulus(make_grid_coordinates(3)), np.ones((4, 8)),
      "paradigm has 8 pixels per image but grid_coordinates has 9 pixels"),
     (ImageStimulus(make_grid_coordinates(3)), np.ones((4, 2, 2)),
@@ -78,7 +78,11 @@ def test_bad_paradigms(space, paradigm, match):
 
 def test_circular_stimulus_accepts_any_angle():
     frame = CircularStimulus().clean_paradigm([-10.0, 0.0, 10.0])
-    assert frame["x"].tolist() == [-10.0, 0.0, 10.0]
+    assert frame["x (radians)"].tolist() == [-10.0, 0.0, 10.0]
+
+
+def test_positive_stimulus_accepts_zero():
+    assert PositiveStimulus().clean_paradigm([0.0, 2.0])["x"].tolist() == [0.0, 2.0]
 
 
 def test_image_paradigm_is_flattened_row_major():

@@ -249,7 +249,7 @@ def test_prf_inversion_matches_closed_form(sim, prior_mean):
                               prior_mean=prior_mean).fit(train.responses, train.images)
     assert prf.cv_mse is None and (prf.chosen_smoothness, prf.chosen_l2) == (3.0, 0.5)
     # Gain and baseline: per-voxel least squares of the responses on the drive R0 x.
-    rf = model.get_rf(sim.parameters).to_numpy().T
+    rf = model.get_rf(parameters=sim.parameters)  # units × pixels
     x = train.images.reshape(100, -1)
     y = train.responses.to_numpy()
     for v in (0, 30, 59):
@@ -461,3 +461,158 @@ def test_fit_generator_latent_noise(small, sim):
     for bad in (-1.0, np.nan, True):
         with pytest.raises(ValueError, match="latent_noise must be a finite number >= 0"):
             trainer.fit_generator(small.responses, small.images, latent_noise=bad)
+
+
+# --------------------------------------------------------------------------- unpaired prior
+
+
+def test_load_digit_images_and_exclusion(sim):
+    from braincoder.datasets import image_hashes, load_digit_images
+
+    images, labels = load_digit_images()
+    assert images.shape == (1797, 28, 28) and set(np.unique(labels)) == set(range(10))
+    assert images.min() >= 0 and images.max() <= 1
+    # The simulator's stimuli are the bundled 6s and 9s, pixel for pixel.
+    sixes_nines, _ = load_digit_images(classes=(6, 9))
+    np.testing.assert_array_equal(sixes_nines, sim.images)
+    _, test = split_image_fmri(sim, "reference", seed=0)
+    kept, _ = load_digit_images(exclude=test.images)
+    test_keys = set(image_hashes(test.images))
+    assert not test_keys & set(image_hashes(kept))
+    n_copies = sum(key in test_keys for key in image_hashes(images))
+    assert n_copies >= len(test.images) and len(kept) == len(images) - n_copies
+    with pytest.raises(ValueError, match="classes"):
+        load_digit_images(classes=(12,))
+    with pytest.raises(ValueError, match="exclude must have shape"):
+        load_digit_images(exclude=np.zeros((2, 8, 8)))
+
+
+def test_stage1_unpaired_images_of_another_size(small):
+    from braincoder.datasets import image_hashes, load_digit_images
+
+    unpaired, _ = load_digit_images(classes=(0, 1))
+    unpaired = unpaired[:100]
+    # Paired stimuli repeated among the unpaired images are counted once.
+    mixed = np.concatenate([unpaired, small.images[:5]])
+    n_distinct = len(set(image_hashes(np.concatenate([small.images, unpaired]))))
+    trainer = VAEGANTrainer(VAEGAN(seed=0, **TINY), seed=0)
+    history = trainer.fit_vae_gan(small.images, unpaired_images=mixed, epochs=1,
+                                  batch_size=32, progressbar=False)
+    assert len(history) == 1 and np.isfinite(history.to_numpy()).all()
+    assert trainer.n_prior_images == n_distinct > len(small.images)
+    # The unpaired images change what is learnt.
+    plain = VAEGANTrainer(VAEGAN(seed=0, **TINY), seed=0)
+    plain.fit_vae_gan(small.images, epochs=1, batch_size=32, progressbar=False)
+    assert plain.n_prior_images == len(small.images)
+    assert not np.array_equal(trainer.model.encode(small.images[:3]),
+                              plain.model.encode(small.images[:3]))
+    with pytest.raises(ValueError, match="unpaired_images must have shape"):
+        trainer.fit_vae_gan(small.images, unpaired_images=np.zeros((4, 8, 8)))
+    bad = unpaired[:4].copy()
+    bad[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="unpaired_images hold 1 non-finite"):
+        trainer.fit_vae_gan(small.images, unpaired_images=bad)
+
+
+def test_stage1_refuses_test_stimuli(sim):
+    from braincoder.datasets import load_digit_images
+
+    train, test = split_image_fmri(sim, "reference", seed=0)
+    everything, _ = load_digit_images()
+    trainer = VAEGANTrainer(VAEGAN(seed=0, **TINY), seed=0)
+    with pytest.raises(ValueError, match="identical to excluded images"):
+        trainer.fit_vae_gan(train.images, unpaired_images=everything,
+                            exclude_images=test.images, epochs=1, progressbar=False)
+    with pytest.raises(ValueError, match="identical to excluded images"):
+        trainer.fit_vae_gan(test.images[:4], exclude_images=test.images[3:], epochs=1,
+                            progressbar=False)
+    assert trainer.n_prior_images is None  # nothing was trained
+    # A float64 copy of a test image with a channel axis is still recognised.
+    with pytest.raises(ValueError, match="identical to excluded images"):
+        trainer.fit_vae_gan(train.images, unpaired_images=test.images[:1, :, :, None],
+                            exclude_images=test.images.astype(np.float64), epochs=1,
+                            progressbar=False)
+
+
+def test_prior_from_many_images_reconstructs_held_out_digits_better():
+    from braincoder.datasets import load_digit_images
+
+    images, _ = load_digit_images()
+    order = np.random.default_rng(0).permutation(len(images))
+    held_out, pool = images[order[:100]], images[order[100:]]
+    scores = {}
+    # The same number of gradient steps (3000 images seen) from 20 or 1000 images.
+    for n_images, epochs in ((20, 150), (1000, 3)):
+        model = VAEGAN(latent_dim=8, filters=(8, 16), seed=0)
+        VAEGANTrainer(model, seed=0).fit_vae_gan(
+            pool[:n_images], epochs=epochs, batch_size=16, learning_rate=3e-3,
+            adversarial_weight=0.0, validation_split=0.0, progressbar=False,
+        )
+        scores[n_images] = np.mean(pixel_correlation(held_out,
+                                                     model.reconstruct_images(held_out)))
+    assert scores[1000] > scores[20] + 0.02
+
+
+def test_split_n_train_nested_with_fixed_test(sim):
+    _, test = split_image_fmri(sim, "reference", seed=2)
+    reference_train, _ = split_image_fmri(sim, "reference", seed=2)
+    trains = {}
+    for n_train in (50, 90, 300):
+        trains[n_train], test_n = split_image_fmri(sim, "reference", seed=2, n_train=n_train)
+        assert len(trains[n_train].images) == n_train
+        pd.testing.assert_index_equal(test_n.responses.index, test.responses.index)
+        assert not set(trains[n_train].responses.index) & set(test.responses.index)
+    pd.testing.assert_index_equal(trains[90].responses.index, reference_train.responses.index)
+    assert set(trains[50].responses.index) <= set(trains[90].responses.index) \
+        <= set(trains[300].responses.index)
+    with pytest.raises(ValueError, match="n_train must be an integer in"):
+        split_image_fmri(sim, "reference", seed=2, n_train=352)
+    with pytest.raises(ValueError, match="n_train must be an integer in"):
+        split_image_fmri(sim, "large", seed=2, n_train=300)
+
+
+def test_fit_blend_picks_best_validation_weight_and_blends(small, sim, tmp_path):
+    model, trainer, _ = _train(small, seed=3, epochs=(2, 3, 2))
+    alphas = (1.0, 100.0, 1e4)
+    held = sim.subset(np.arange(60, 70))
+    generated = model.reconstruct(held.responses)[0]
+    history = trainer.fit_blend(small.responses, small.images, alphas=alphas)
+    # Scores recomputed by hand on the same validation trials (the fMRI stages' split).
+    train_idx, val_idx = trainer._split(len(small.images), 0.1)
+    ridge = RidgeImageDecoder(alphas=alphas).fit(small.responses.iloc[train_idx],
+                                                 small.images[train_idx])
+    linear = ridge.reconstruct(small.responses.iloc[val_idx])[0]
+    own = model.generator.predict(np.asarray(model.fmri_to_latent(
+        small.responses.iloc[val_idx])), verbose=0).reshape(linear.shape)
+    expected = [np.nanmean(pixel_correlation(small.images[val_idx], w * own + (1 - w) * linear))
+                for w in history.index]
+    np.testing.assert_allclose(history["val_pcc"], expected, rtol=1e-4, atol=1e-5)
+    assert model.blend_weight == history.index[int(np.argmax(history["val_pcc"]))]
+    # The final ridge decoder uses every trial; reconstruct applies the convex combination.
+    full = RidgeImageDecoder(alphas=alphas).fit(small.responses, small.images)
+    w = model.blend_weight
+    np.testing.assert_allclose(model.reconstruct(held.responses)[0],
+                               w * generated + (1 - w) * full.reconstruct(held.responses)[0],
+                               atol=1e-5)
+    model.save(tmp_path / "blended")
+    loaded = VAEGAN.load(tmp_path / "blended")
+    assert loaded.blend_weight == w
+    np.testing.assert_allclose(loaded.reconstruct(held.responses)[0],
+                               model.reconstruct(held.responses)[0], atol=1e-6)
+    # Weight 0 is ridge alone; weight 1 the generator alone.
+    trainer.fit_blend(small.responses, small.images, alphas=alphas, weights=[0.0])
+    np.testing.assert_allclose(model.reconstruct(held.responses)[0],
+                               full.reconstruct(held.responses)[0], atol=1e-5)
+    trainer.fit_blend(small.responses, small.images, alphas=alphas, weights=[1.0])
+    np.testing.assert_allclose(model.reconstruct(held.responses)[0], generated, atol=1e-6)
+
+
+def test_fit_blend_bad_input(small):
+    trainer = VAEGANTrainer(VAEGAN(seed=0, **TINY), seed=0)
+    with pytest.raises(RuntimeError, match="needs an fMRI encoder"):
+        trainer.fit_blend(small.responses, small.images)
+    trainer.model.fmri_encoder = fMRIEncoder(small.responses.shape[1], 4, hidden=(), seed=0)
+    with pytest.raises(ValueError, match=r"weights must be one or more values in \[0, 1\]"):
+        trainer.fit_blend(small.responses, small.images, weights=[0.5, 1.5])
+    with pytest.raises(ValueError, match="needs validation trials"):
+        trainer.fit_blend(small.responses, small.images, validation_split=0.0)

@@ -6,6 +6,7 @@ the SPM HRF and their prediction is averaged over the block, giving one response
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,13 @@ import pandas as pd
 
 from ..stimuli import make_grid_coordinates
 
-__all__ = ["simulate_image_fmri", "split_image_fmri", "ImageFMRIExperiment"]
+__all__ = [
+    "simulate_image_fmri",
+    "split_image_fmri",
+    "load_digit_images",
+    "image_hashes",
+    "ImageFMRIExperiment",
+]
 
 _EXTENT = 5.0
 _REST_SECONDS = 20.0
@@ -72,21 +79,134 @@ class ImageFMRIExperiment:
         )
 
 
-def _default_images(grid_size):
+def _upsampled_digits(grid_size):
+    """All 1797 scikit-learn 8×8 digits in [0, 1], upsampled to ``grid_size`` (linear)."""
+    images, labels = _upsampled_digits_cached(grid_size)
+    return images.copy(), labels.copy()
+
+
+@functools.lru_cache(maxsize=2)
+def _upsampled_digits_cached(grid_size):
     try:
         from sklearn.datasets import load_digits
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "the default images need scikit-learn: pip install braincoder[datasets]"
+            "the bundled digit images need scikit-learn: pip install braincoder[datasets]"
         ) from error
     from scipy import ndimage
 
     digits = load_digits()
-    keep = np.isin(digits.target, (6, 9))
-    small = digits.images[keep] / 16.0
+    small = digits.images / 16.0
     zoom = grid_size / small.shape[1]
     images = np.stack([ndimage.zoom(image, zoom, order=1) for image in small])
-    return np.clip(images, 0.0, 1.0), digits.target[keep]
+    return np.clip(images, 0.0, 1.0), digits.target
+
+
+def _default_images(grid_size):
+    images, labels = _upsampled_digits(grid_size)
+    keep = np.isin(labels, (6, 9))
+    return images[keep], labels[keep]
+
+
+def image_hashes(images):
+    """Exact-content hashes of images (one per image), for checking that sets do not overlap.
+
+    Images are compared as float32 arrays of shape (height, width) (a trailing channel
+    axis of size one is dropped), so that the same image given as float64 or float32,
+    with or without a channel axis, has the same hash.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, height, width) or (n, height, width, 1)
+        Images.
+
+    Returns
+    -------
+    list of str
+        SHA-1 hex digest of each image's float32 bytes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from braincoder.datasets import image_hashes
+    >>> a = np.zeros((2, 4, 4))
+    >>> image_hashes(a) == image_hashes(a[..., None].astype(np.float32))
+    True
+    """
+    import hashlib
+
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim < 3:
+        raise ValueError(f"images must have shape (n, height, width), got {array.shape}")
+    array = np.ascontiguousarray(array)
+    return [hashlib.sha1(image.tobytes()).hexdigest() for image in array]
+
+
+def load_digit_images(grid_size=28, classes=None, exclude=None):
+    """Load the digit images bundled with scikit-learn, as a set of images without fMRI.
+
+    These are the images from which :func:`simulate_image_fmri` draws its default
+    stimuli (the same upsampling, so a stimulus and its source image are identical). They
+    serve as the large unpaired image set on which the first VAE-GAN stage learns a visual
+    prior (:meth:`braincoder.optimize.VAEGANTrainer.fit_vae_gan`).
+
+    Parameters
+    ----------
+    grid_size : int, default 28
+        Side of the images: the 8×8 digits are upsampled with linear interpolation and
+        clipped to [0, 1].
+    classes : sequence of int, optional
+        Digits to keep (default: all ten, 1797 images).
+    exclude : array-like, shape (n, grid_size, grid_size), optional
+        Images to leave out (typically the test stimuli): every bundled image identical
+        to one of them (exact float32 content, see :func:`image_hashes`) is dropped.
+
+    Returns
+    -------
+    images : ndarray, shape (n_images, grid_size, grid_size)
+        Images in [0, 1].
+    labels : ndarray of int, shape (n_images,)
+        The digit of each image.
+
+    Raises
+    ------
+    ImportError
+        Without scikit-learn.
+    ValueError
+        For a bad ``grid_size``, unknown classes or ``exclude`` of the wrong shape.
+
+    Examples
+    --------
+    >>> from braincoder.datasets import load_digit_images
+    >>> images, labels = load_digit_images()
+    >>> images.shape
+    (1797, 28, 28)
+    """
+    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) \
+            or grid_size < 8:
+        raise ValueError(f"grid_size must be an integer >= 8, got {grid_size!r}")
+    images, labels = _upsampled_digits(int(grid_size))
+    if classes is not None:
+        classes = np.atleast_1d(np.asarray(classes))
+        unknown = sorted(set(classes.tolist()) - set(range(10)))
+        if unknown:
+            raise ValueError(f"classes must be digits 0-9, got {unknown}")
+        keep = np.isin(labels, classes)
+        images, labels = images[keep], labels[keep]
+    if exclude is not None:
+        exclude = np.asarray(exclude, dtype=np.float64)
+        if exclude.ndim == 4 and exclude.shape[-1] == 1:
+            exclude = exclude[..., 0]
+        if exclude.ndim != 3 or exclude.shape[1:] != images.shape[1:]:
+            raise ValueError(
+                f"exclude must have shape (n, {grid_size}, {grid_size}), got {exclude.shape}"
+            )
+        excluded = set(image_hashes(exclude))
+        keep = np.array([h not in excluded for h in image_hashes(images)], dtype=bool)
+        images, labels = images[keep], labels[keep]
+    return images, labels
 
 
 def _check_images(images):
@@ -117,7 +237,8 @@ def simulate_image_fmri(
 
     Every voxel is a :class:`~braincoder.models.GaussianPRF2DWithHRF` with the SPM HRF. pRF
     centres are uniform over 90 % of the field (±5°), sizes grow from V1 to V3 (sd uniform
-    in 0.4–0.9°, 0.8–1.5° and 1.2–2.2°), amplitudes uniform in [0.5, 1.5] and baselines
+    in 0.4–0.9°, 0.8–1.5° and 1.2–2.2°), peak responses (``amplitude · pixel area /
+    (sd·√(2π))``) uniform in [0.5, 1.5] and baselines
     uniform in [−1, 1]. Each trial shows its image for ``block_duration`` seconds followed
     by 20 s of blank; the noise-free prediction is averaged over the block's TRs and
     Gaussian noise is added with standard deviation (per voxel) equal to the standard
@@ -230,6 +351,8 @@ def simulate_image_fmri(
     paradigm = frames.reshape(n_trials * per_trial, -1)
 
     model = GaussianPRF2DWithHRF(grid, hrf_model=SPMHRFModel(tr=tr))
+    # Peak responses U(0.5, 1.5): the model's RFs are divided by sd·√(2π)/pixel area.
+    parameters["amplitude"] *= parameters["sd"] * np.sqrt(2.0 * np.pi) / model.pixel_area
     prediction = model.predict(paradigm=paradigm, parameters=parameters).to_numpy()
     clean = prediction.reshape(n_trials, per_trial, -1)[:, :n_block].mean(axis=1)
     scale = clean.std(axis=0)
@@ -262,7 +385,7 @@ def _stratified(labels, n_total, test_fraction, rng):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def split_image_fmri(dataset, setting="reference", seed=0):
+def split_image_fmri(dataset, setting="reference", seed=0, n_train=None):
     """Split a simulated image experiment into training and test trials.
 
     Parameters
@@ -275,6 +398,13 @@ def split_image_fmri(dataset, setting="reference", seed=0):
         stratified by label.
     seed : int, default 0
         Seed of the trial selection.
+    n_train : int, optional
+        Number of training trials, keeping the test trials of ``setting``: fewer than the
+        setting's training trials gives a random subset of them; more (``"reference"``
+        only) adds random trials from outside the 100 of the reference split. Training
+        sets of one seed are nested (the smaller is a subset of the larger), so that
+        decoders can be compared on the same test trials as training data grow. By
+        default the setting's training trials.
 
     Returns
     -------
@@ -284,7 +414,8 @@ def split_image_fmri(dataset, setting="reference", seed=0):
     Raises
     ------
     ValueError
-        For an unknown setting or too few trials.
+        For an unknown setting, too few trials or an ``n_train`` larger than the trials
+        outside the test set.
 
     Examples
     --------
@@ -310,4 +441,18 @@ def split_image_fmri(dataset, setting="reference", seed=0):
             raise ValueError(f"the large split needs at least 5 trials, got {n_available}")
     rng = np.random.default_rng(seed)
     train, test = _stratified(labels, n_total, test_fraction, rng)
+    if n_train is not None:
+        if setting == "reference":
+            rest = np.setdiff1d(np.arange(n_available), np.concatenate([train, test]))
+        else:
+            rest = np.array([], dtype=int)
+        n_max = len(train) + len(rest)
+        if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) \
+                or not 1 <= n_train <= n_max:
+            raise ValueError(
+                f"n_train must be an integer in [1, {n_max}] for the {setting!r} split of "
+                f"{n_available} trials, got {n_train!r}"
+            )
+        order = np.concatenate([rng.permutation(train), rng.permutation(rest)])
+        train = np.sort(order[:n_train])
     return dataset.subset(train), dataset.subset(test)

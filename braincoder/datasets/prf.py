@@ -117,7 +117,8 @@ def simulate_prf_2d(
 
     True parameters: ``x, y ~ U(−limit, limit)`` (``limit = position_limit`` or
     ``0.9·extent``), ``sd ~ U(0.5, 3)``,
-    ``amplitude ~ U(1, 3)``, ``baseline = 0``; with ``unique_hrfs`` also
+    ``amplitude ~ U(1, 3) · sd·√(2π) / pixel area`` (a peak response of 1 to 3 per unit of
+    stimulus with the normalised RFs), ``baseline = 0``; with ``unique_hrfs`` also
     ``hrf_delay ~ U(4.5, 6.8)`` and ``hrf_dispersion = 1``. Gaussian noise has, per voxel,
     variance ``noise_ratio`` times the variance of the voxel's signal, so the noise-ceiling
     R² is ``1 / (1 + noise_ratio)``.
@@ -168,6 +169,9 @@ def simulate_prf_2d(
         "baseline": np.zeros(n_voxels),
         "amplitude": rng.uniform(1.0, 3.0, n_voxels),
     }
+    # The model's RFs are normalised (divided by sd·√(2π)/pixel area): scale the amplitude
+    # so that the peak response is still U(1, 3) per unit of stimulus, as before.
+    values["amplitude"] *= values["sd"] * np.sqrt(2.0 * np.pi) / model.pixel_area
     if unique_hrfs:
         values["hrf_delay"] = rng.uniform(4.5, 6.8, n_voxels)
         values["hrf_dispersion"] = np.ones(n_voxels)

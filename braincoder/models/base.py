@@ -18,15 +18,17 @@ from ..hrf import HRFModel, SPMHRFModel
 from ..stimuli import OneDimensionalStimulus
 from ..utils.distributions import check_covariance, sample_noise
 from ..utils.formatting import PARAMETER, VOXEL, format_data, format_parameters, to_frame
+from ..utils.labels import align
 from ..utils.math import Identity
 from ..utils.validation import check_same_index, format_labels
 from .decoding import DecodingMixin
+from .protocol import ProtocolMixin
 from .serialization import SerializationMixin
 
 logger = logging.getLogger(__name__)
 
 
-class EncodingModel(DecodingMixin, SerializationMixin):
+class EncodingModel(ProtocolMixin, DecodingMixin, SerializationMixin):
     """Abstract base class of encoding models.
 
     A model maps a paradigm (time × stimulus dimension) and parameters (unit × parameter) to
@@ -47,11 +49,19 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         Noise covariance of the residuals (for decoding).
     verbosity : int, default 20
         Logging level of the model's logger (``logging.INFO``).
+    hrf_model : HRFModel, optional
+        Convolve the response with this HRF (the baseline is added after convolution);
+        with ``unique_hrfs=True`` the labels gain the HRF's per-voxel parameters. The
+        ``...WithHRF`` classes are these models with an HRF required.
+    flexible_hrf_parameters : bool, optional
+        With ``hrf_model``: per-voxel (True) or shared (False) HRF parameters, overriding
+        ``hrf_model.unique_hrfs`` on a copy of the HRF model; None keeps it.
 
     Attributes
     ----------
     parameter_labels : list of str
-        Names of the model's parameters (class attribute).
+        Names of the model's parameters: the class attribute lists the model's own, the
+        instance attribute (as in the public braincoder) also the per-voxel HRF labels.
     parameter_transforms : dict
         Label → :class:`~braincoder.utils.math.Transform` to an unbounded space.
     """
@@ -66,10 +76,17 @@ class EncodingModel(DecodingMixin, SerializationMixin):
     linear_in_amplitude = False
 
     def __init__(
-        self, paradigm=None, data=None, parameters=None, weights=None, omega=None, verbosity=20
+        self, paradigm=None, data=None, parameters=None, weights=None, omega=None, verbosity=20,
+        hrf_model=None, flexible_hrf_parameters=None,
     ):
+        if hrf_model is not None:
+            self.hrf_model = _check_hrf_model(hrf_model, flexible_hrf_parameters)
+        elif flexible_hrf_parameters is not None and self.hrf_model is None:
+            raise ValueError("flexible_hrf_parameters needs an hrf_model")
         self.verbosity = verbosity
         logger.setLevel(verbosity)
+        # The full labels (with per-voxel HRF labels), as the public braincoder's attribute.
+        self.parameter_labels = self.get_parameter_labels()
         if not hasattr(self, "stimulus"):
             self.stimulus = self._make_stimulus()
         self.paradigm = None if paradigm is None else self.get_paradigm(paradigm)
@@ -94,7 +111,12 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         list of str
             Labels, e.g. ``['x', 'y', 'sd', 'baseline', 'amplitude']``.
         """
-        return list(self.parameter_labels)
+        hrf_labels = [] if self.hrf_model is None else list(self.hrf_model.parameter_labels)
+        return self._model_parameter_labels() + hrf_labels
+
+    def _model_parameter_labels(self):
+        """Labels of the model itself, without HRF parameters (the class attribute)."""
+        return list(type(self).parameter_labels)
 
     def get_parameter_transforms(self):
         """Return the transform of every parameter label (identity where none is declared).
@@ -104,10 +126,13 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         dict
             Label → :class:`~braincoder.utils.math.Transform`.
         """
-        return {
+        transforms = {
             label: self.parameter_transforms.get(label, Identity())
-            for label in self.get_parameter_labels()
+            for label in self._model_parameter_labels()
         }
+        if self.hrf_model is not None:
+            transforms.update(self.hrf_model.parameter_transforms)
+        return transforms
 
     def transform_parameters_forward(self, parameters):
         """Map unbounded parameters to the model's natural space.
@@ -257,9 +282,16 @@ class EncodingModel(DecodingMixin, SerializationMixin):
             return parameters[:, labels.index("baseline")]
         return None
 
+    def _hrf_parameters(self, parameters):
+        """Per-unit HRF parameters (the last columns), or None."""
+        n_hrf = len(self.hrf_model.parameter_labels)
+        return None if n_hrf == 0 else parameters[:, -n_hrf:]
+
     def _apply_hrf(self, neural, parameters):
-        """Return the neural response unchanged (HRF models convolve it)."""
-        return neural
+        """Convolve the neural response with the HRF (unchanged without one)."""
+        if self.hrf_model is None:
+            return neural
+        return self.hrf_model.convolve(neural, self._hrf_parameters(parameters))
 
     def _predict(self, paradigm, parameters, weights=None):
         """Predicted response, float32 tensor of shape (n_timepoints, n_units or n_voxels).
@@ -490,7 +522,10 @@ class EncodingModel(DecodingMixin, SerializationMixin):
         dict
             JSON-serialisable specification without fitted values.
         """
-        return {"model": getattr(type(self), "registry_name", type(self).__name__)}
+        config = {"model": getattr(type(self), "registry_name", type(self).__name__)}
+        if self.hrf_model is not None:
+            config["hrf_model"] = self.hrf_model.get_config()
+        return config
 
     def __repr__(self):
         """Return the class name and parameter labels."""
@@ -498,7 +533,10 @@ class EncodingModel(DecodingMixin, SerializationMixin):
 
 
 class HRFEncodingModel:
-    """Mixin that convolves a model's neural response with an HRF (placed first in the MRO).
+    """Mixin of the ``...WithHRF`` classes: the model with an HRF required (first in the MRO).
+
+    Every :class:`EncodingModel` convolves its response with ``hrf_model`` when given
+    one; this mixin only makes the HRF the default of the class.
 
     Parameters
     ----------
@@ -521,49 +559,11 @@ class HRFEncodingModel:
                 stacklevel=2,
             )
             hrf_model = SPMHRFModel(tr=1.0)
-        if not isinstance(hrf_model, HRFModel):
-            raise TypeError(f"hrf_model must be an HRFModel, got {type(hrf_model).__name__}")
-        if flexible_hrf_parameters is not None:
-            hrf_model = _with_unique_hrfs(hrf_model, flexible_hrf_parameters)
-        self.hrf_model = hrf_model
+        self.hrf_model = _check_hrf_model(hrf_model, flexible_hrf_parameters)
         super().__init__(*args, **kwargs)
 
-    def get_parameter_labels(self):
-        """Return the model's labels followed by the per-voxel HRF labels, if any.
-
-        Returns
-        -------
-        list of str
-            Parameter labels.
-        """
-        return list(super().get_parameter_labels()) + list(self.hrf_model.parameter_labels)
-
-    def get_parameter_transforms(self):
-        """Return transforms of the model's and the HRF's parameters.
-
-        Returns
-        -------
-        dict
-            Label → transform.
-        """
-        transforms = dict(self.hrf_model.parameter_transforms)
-        base = {
-            label: self.parameter_transforms.get(label, Identity())
-            for label in super().get_parameter_labels()
-        }
-        return {**base, **transforms}
-
-    def _hrf_parameters(self, parameters):
-        n_hrf = len(self.hrf_model.parameter_labels)
-        if n_hrf == 0:
-            return None
-        return parameters[:, -n_hrf:]
-
-    def _apply_hrf(self, neural, parameters):
-        return self.hrf_model.convolve(neural, self._hrf_parameters(parameters))
-
     def get_config(self):
-        """Return the model's specification including its HRF.
+        """Return the model's specification, its HRF last (as saved files have it).
 
         Returns
         -------
@@ -571,7 +571,7 @@ class HRFEncodingModel:
             JSON-serialisable specification.
         """
         config = super().get_config()
-        config["hrf_model"] = self.hrf_model.get_config()
+        config["hrf_model"] = config.pop("hrf_model")
         return config
 
 
@@ -639,6 +639,15 @@ def _mask_positions(mask, voxels):
     return keep
 
 
+def _check_hrf_model(hrf_model, flexible_hrf_parameters):
+    """Validate an HRF model; apply ``flexible_hrf_parameters`` on a copy."""
+    if not isinstance(hrf_model, HRFModel):
+        raise TypeError(f"hrf_model must be an HRFModel, got {type(hrf_model).__name__}")
+    if flexible_hrf_parameters is not None:
+        hrf_model = _with_unique_hrfs(hrf_model, flexible_hrf_parameters)
+    return hrf_model
+
+
 def _with_unique_hrfs(hrf_model, unique):
     """``hrf_model`` itself, or a copy with ``unique_hrfs`` set to ``unique``."""
     if not isinstance(unique, bool | np.bool_):
@@ -659,17 +668,11 @@ def _with_unique_hrfs(hrf_model, unique):
 def _align_by_label(frame, labels, what, reference, axis=0):
     """Reorder ``frame`` along ``axis`` to ``labels`` when both carry labels.
 
-    Unlabelled (default ``RangeIndex``) sides are matched by position; labelled sides with
-    different label sets raise a ``ValueError`` naming the labels that do not match.
+    Unlabelled sides (see :func:`~braincoder.utils.labels.is_unlabelled`) are matched by
+    position; labelled sides with different label sets raise a ``ValueError`` naming the
+    labels that do not match.
     """
-    own = frame.index if axis == 0 else frame.columns
-    if own.equals(labels) or isinstance(own, pd.RangeIndex) or isinstance(labels, pd.RangeIndex):
-        return frame
-    missing = [label for label in labels if label not in set(own)]
-    if missing:
-        raise ValueError(f"{what} do not match the {reference}: no {what.split()[0]} for "
-                         f"{format_labels(missing)}")
-    return frame.loc[labels] if axis == 0 else frame[labels]
+    return align(frame, labels, what, reference, axis=axis)
 
 
 def parameter_frame(values, labels, index=None):

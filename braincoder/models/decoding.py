@@ -29,8 +29,8 @@ from ..utils.distributions import (
     sample_noise,
 )
 from ..utils.formatting import format_data
+from ..utils.labels import label_positions
 from ..utils.posterior import _cell_widths
-from ..utils.validation import format_labels
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def match_voxels(reference, other, reference_name, other_name):
     """Positions of ``reference``'s voxel labels within ``other``'s labels.
 
     Labels are matched by name (any order; ``other`` may hold more voxels). An unlabelled
-    side (a ``RangeIndex`` 0 … n−1) of the same length is matched by position.
+    side (see :func:`~braincoder.utils.labels.is_unlabelled`) is matched by position.
 
     Parameters
     ----------
@@ -61,22 +61,7 @@ def match_voxels(reference, other, reference_name, other_name):
     ValueError
         If the labels cannot be aligned; the message names the missing voxels.
     """
-    if other.equals(reference):
-        return np.arange(len(reference))
-    if other.is_unique and set(reference).issubset(set(other)):
-        return other.get_indexer(reference)
-    unlabelled = [
-        isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-        for index in (reference, other)
-    ]
-    if any(unlabelled) and len(reference) == len(other):
-        return np.arange(len(reference))
-    missing = [label for label in reference if label not in set(other)]
-    raise ValueError(
-        f"{reference_name} has voxels that {other_name} lacks: {format_labels(missing)} "
-        f"({len(missing)} of {len(reference)}); {other_name} has voxels "
-        f"{format_labels(other)}"
-    )
+    return label_positions(reference, other, reference_name, other_name, what="voxels")
 
 
 @dataclass
@@ -103,11 +88,15 @@ class DecodingMixin:
         """Return the model without its HRF (a shallow view sharing its state)."""
         from .base import HRFEncodingModel
 
-        if not isinstance(self, HRFEncodingModel):
+        if self.hrf_model is None:
             return self
-        base = next(c for c in type(self).__mro__ if not issubclass(c, HRFEncodingModel))
+        base = type(self)
+        if isinstance(self, HRFEncodingModel):
+            base = getattr(type(self), "_decoding_class", None) or next(
+                c for c in type(self).__mro__ if not issubclass(c, HRFEncodingModel))
         view = object.__new__(base)
         view.__dict__.update(self.__dict__)
+        view.hrf_model = None
         return view
 
     def _stimulus_response(self, stimuli, parameters, weights, columns):
@@ -277,13 +266,15 @@ class DecodingMixin:
         )
         return pd.DataFrame(overlap, index=voxels, columns=voxels)
 
-    def init_pseudoWWT(self, stimulus_range, parameters=None):  # noqa: N802
-        """Set the stimulus grid of the receptive-field overlap and return the overlap.
+    def init_pseudoWWT(self, stimulus_range, parameters=None, subtract_baseline=False):  # noqa: N802
+        """Set the stimulus grid of the receptive-field overlap and return ``WᵀW`` over it.
 
-        From then on, :meth:`get_rf_overlap` (and so
-        :class:`~braincoder.optimize.ResidualFitter`) computes ``WWᵀ`` from the responses
-        to ``stimulus_range`` instead of the stimulus space's default grid. Use it when
-        the stimuli of the experiment cover another range than the default grid.
+        As in the public braincoder, ``W`` (stimulus × voxel) holds every voxel's response
+        to every stimulus of ``stimulus_range`` without HRF, *including* its baseline
+        unless ``subtract_baseline``, and the raw ``WᵀW`` is returned. From then on,
+        :meth:`get_rf_overlap` (and so :class:`~braincoder.optimize.ResidualFitter`)
+        computes its overlap — stimulus-driven responses only, diagonal averaging 1 —
+        over ``stimulus_range`` instead of the stimulus space's default grid.
 
         Parameters
         ----------
@@ -292,11 +283,13 @@ class DecodingMixin:
             DataFrame of dot positions with columns ``x`` and ``y``).
         parameters : DataFrame, optional
             Falls back to the constructor's.
+        subtract_baseline : bool, default False
+            Leave the baseline out of ``W`` (the stimulus-driven responses only).
 
         Returns
         -------
         DataFrame, shape (n_voxels, n_voxels)
-            The overlap over the new grid (diagonal averaging 1), labelled by voxel.
+            The raw ``WᵀW``, labelled by voxel.
 
         Raises
         ------
@@ -305,17 +298,34 @@ class DecodingMixin:
         """
         grid, _, _ = self._stimulus_grid(stimulus_range, "stimulus_range")
         self._overlap_grid = grid
-        return self.get_rf_overlap(parameters)
+        parameters = self._get_parameters(parameters)
+        array = tf.constant(self._parameter_array(parameters), tf.float32)
+        view = self._decoding_view()
+        response = np.asarray(view._neural(tf.constant(np.asarray(grid, np.float32)), array),
+                              dtype=np.float64)
+        baseline = view._baseline(array)
+        if baseline is not None and not subtract_baseline:
+            response = response + np.asarray(baseline, dtype=np.float64)[np.newaxis, :]
+        voxels = self._output_columns(parameters, None)
+        self._pseudo_wwt = pd.DataFrame(response.T @ response, index=voxels, columns=voxels)
+        return self._pseudo_wwt
 
     def get_pseudoWWT(self):  # noqa: N802
-        """Return the overlap ``WWᵀ`` for the model's own parameters and weights.
+        """Return ``WᵀW`` as the public braincoder does.
+
+        With weights, their raw inner product between voxels; otherwise the raw matrix of
+        the last :meth:`init_pseudoWWT`, or, before any, :meth:`get_rf_overlap` (the
+        normalised overlap over the default grid).
 
         Returns
         -------
         DataFrame, shape (n_voxels, n_voxels)
-            Same as :meth:`get_rf_overlap` with no arguments.
+            Labelled by voxel.
         """
-        return self.get_rf_overlap()
+        if self.weights is not None:
+            return self.weights.T @ self.weights
+        stored = getattr(self, "_pseudo_wwt", None)
+        return stored if stored is not None else self.get_rf_overlap()
 
     def _get_rf_overlap(self, parameters, weights):
         """Normalised ``WWᵀ`` (numpy float64, n_voxels × n_voxels); see get_rf_overlap."""
@@ -560,7 +570,8 @@ class DecodingMixin:
         Returns
         -------
         Series or DataFrame
-            1D stimuli: a Series indexed by stimulus value, named ``"fisher_information"``.
+            1D stimuli: a Series indexed by stimulus value, named ``"Fisher information"``
+            (as in the public braincoder).
             Several dimensions: a DataFrame indexed like ``stimuli`` whose columns, a
             ``(dimension, dimension)`` MultiIndex of the stimulus dimension labels (the
             columns of ``stimuli`` when it is a DataFrame), hold the entries of the symmetric
@@ -599,7 +610,7 @@ class DecodingMixin:
             values = self._sampled_fisher(grid, inputs, chol, int(n), seed)
         n_dims = grid.shape[1]
         if n_dims == 1:
-            return pd.Series(values[:, 0, 0], index=columns, name="fisher_information")
+            return pd.Series(values[:, 0, 0], index=columns, name="Fisher information")
         labels = stimuli.columns if isinstance(stimuli, pd.DataFrame) else \
             self.stimulus.dimension_labels
         if labels is None or len(labels) != n_dims:

@@ -61,6 +61,55 @@ class _ImageDecoder:
         frame = format_data(fmri, "fmri")
         return _check_voxels(frame, len(self.voxel_names), self.voxel_names, "decoder")
 
+    def save(self, path):
+        """Save the fitted decoder to a folder: header, ``decoder.json`` and ``decoder.npz``.
+
+        Parameters
+        ----------
+        path : str or path
+            Folder (created if needed); read back with :meth:`load` or
+            :func:`braincoder.models.load_model`.
+
+        Returns
+        -------
+        Path
+            The folder.
+
+        Raises
+        ------
+        RuntimeError
+            If the decoder was never fitted.
+        """
+        from .persistence import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a decoder saved with :meth:`save` (no pickle).
+
+        Parameters
+        ----------
+        path : str or path
+            The saved folder.
+
+        Returns
+        -------
+        RidgeImageDecoder or PRFInversionDecoder
+            The fitted decoder.
+
+        Raises
+        ------
+        TypeError
+            If the folder holds another kind of object.
+        """
+        from .persistence import load
+
+        decoder = load(path)
+        if not isinstance(decoder, cls):
+            raise TypeError(f"{path} holds a {type(decoder).__name__}, not a {cls.__name__}")
+        return decoder
+
 
 @register_model("ridge_image_decoder")
 class RidgeImageDecoder(_ImageDecoder):
@@ -223,6 +272,18 @@ class _Posterior:
         return self.mean + cho_solve((self.factor, True), self.rt_si @ centred.T).T
 
 
+def _restore_posterior(arrays, image_shape, smoothness, l2):
+    """Rebuild a fitted :class:`_Posterior` from saved arrays (see :meth:`_ImageDecoder.save`)."""
+    post = _Posterior.__new__(_Posterior)
+    post.gain, post.baseline, post.noise = arrays["gain"], arrays["baseline"], arrays["noise"]
+    post.r, post.mean, post.factor = arrays["r"], arrays["mean"], arrays["factor"]
+    post.rt_si = post.r.T / post.noise
+    post.data_precision = post.rt_si @ post.r
+    lap = _laplacian(*image_shape)
+    post.lap_sq = lap.T @ lap
+    return post
+
+
 @register_model("prf_inversion_decoder")
 class PRFInversionDecoder(_ImageDecoder):
     """MAP image under a fitted 2D pRF encoding model, Gaussian noise and a smooth prior.
@@ -361,7 +422,7 @@ class PRFInversionDecoder(_ImageDecoder):
             posterior precision.
         """
         frame, images = self._fit_inputs(fmri, images)
-        rf = self.model.get_rf(self.parameters)
+        rf = self.model.get_rf_frame(parameters=self.parameters)
         frame = _check_voxels(frame, rf.shape[1], pd.Index(rf.columns), "pRF parameters")
         self.voxel_names = pd.Index(frame.columns)
         if int(np.prod(images.shape[1:])) != rf.shape[0]:

@@ -25,6 +25,8 @@ class LinearModel(EncodingModel):
     ----------
     paradigm, data, parameters, weights, omega, verbosity
         See :class:`EncodingModel`.
+    hrf_model, flexible_hrf_parameters : optional
+        Convolve the weighted sum with an HRF (see :class:`EncodingModel`).
 
     Notes
     -----
@@ -64,9 +66,11 @@ class LinearModel(EncodingModel):
             return None
         return super()._get_parameters(parameters)
 
+    def _closed_form_weights(self, per_voxel_hrf):
+        return not per_voxel_hrf
+
     def _weight_design(self, paradigm, parameters):
-        hrf_model = getattr(self, "hrf_model", None)
-        if getattr(hrf_model, "unique_hrfs", False) or np.ndim(getattr(hrf_model, "hrf", 0)) == 2:
+        if not self.capabilities.closed_form_weights:
             raise ValueError(
                 "weights cannot be fitted in closed form with per-voxel HRFs; use a shared HRF"
             )
@@ -110,6 +114,8 @@ class LinearModelWithBaseline(LinearModel):
     paradigm, data, parameters, weights, omega, verbosity
         See :class:`EncodingModel`. ``parameters`` has one row per voxel (the weights'
         columns) and the single column ``baseline``.
+    hrf_model, flexible_hrf_parameters : optional
+        Convolve the weighted sum with an HRF (see :class:`EncodingModel`).
 
     Notes
     -----

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..utils.io import _list, decode_index, encode_index
+from ..utils.labels import _list, decode_index, encode_index
 
 __all__ = ["SerializationMixin", "save_model", "load_model", "model_from_config"]
 
@@ -40,7 +40,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
 _BLOCKS = ("parameters", "weights", "omega")
 _DOCUMENT_KEYS = {"format", "format_version", "spec", *_BLOCKS}
-_SPEC_ARGUMENTS = ("hrf_model", "grid_coordinates", "model_stimulus_amplitude")
+_SPEC_ARGUMENTS = ("hrf_model", "grid_coordinates", "model_stimulus_amplitude", "normalize_rf",
+                   "parameterisation")
 _VALUE_DTYPES = ("float64", "float32")
 _NPZ_THRESHOLD = 1_000_000
 
@@ -184,8 +185,8 @@ def model_from_config(spec):
     ----------
     spec : dict
         ``{"model": name, "hrf_model": {...}, "grid_coordinates": {"x": [...], "y": [...]},
-        "model_stimulus_amplitude": true}`` (all but ``model`` only for models that take
-        them).
+        "model_stimulus_amplitude": true, "normalize_rf": false, "parameterisation":
+        "mode_sd_log"}`` (all but ``model`` only for models that take them).
 
     Returns
     -------
@@ -207,7 +208,7 @@ def model_from_config(spec):
     ['mu', 'sd', 'amplitude', 'baseline']
     """
     from ..hrf import hrf_model_from_config
-    from .base import EncodingModel
+    from .base import EncodingModel, HRFEncodingModel
     from .registry import get_model_class
 
     if not isinstance(spec, dict):
@@ -231,7 +232,7 @@ def model_from_config(spec):
         if not isinstance(hrf, dict) or not isinstance(hrf.get("class"), str):
             raise ValueError("model spec: 'hrf_model' must be an object with a string 'class'")
         kwargs["hrf_model"] = hrf_model_from_config(hrf)
-    elif "hrf_model" in allowed:
+    elif issubclass(cls, HRFEncodingModel):
         raise ValueError(f"model spec of {name!r} needs 'hrf_model'")
     if "grid_coordinates" in allowed:
         grid = spec.get("grid_coordinates")
@@ -248,6 +249,14 @@ def model_from_config(spec):
         if not isinstance(flag, bool):
             raise ValueError("model spec: 'model_stimulus_amplitude' must be true or false")
         kwargs["model_stimulus_amplitude"] = flag
+    if "normalize_rf" in spec:
+        if not isinstance(spec["normalize_rf"], bool):
+            raise ValueError("model spec: 'normalize_rf' must be true or false")
+        kwargs["normalize_rf"] = spec["normalize_rf"]
+    if "parameterisation" in spec:
+        if not isinstance(spec["parameterisation"], str):
+            raise ValueError("model spec: 'parameterisation' must be a string")
+        kwargs["parameterisation"] = spec["parameterisation"]
     return cls(**kwargs)
 
 
@@ -411,6 +420,9 @@ class SerializationMixin:
                 file = directory / document[name]["file"]
                 (_write_npz if file.suffix == ".npz" else _write_tsv)(frames[name], file)
         (directory / MODEL_FILE).write_text(json.dumps(document, indent=1, allow_nan=False))
+        from .persistence import write_header
+
+        write_header(directory, "classic", FORMAT_VERSION, document["spec"]["model"])
         return directory
 
     @classmethod
@@ -452,37 +464,52 @@ def _check_class(cls, model):
 
 
 def save_model(model, path, npz_threshold=_NPZ_THRESHOLD):
-    """Save an encoding model to a directory (see :meth:`SerializationMixin.save`).
+    """Save any registered model or decoder to a folder with a header.
+
+    Encoding models are written as described in :meth:`SerializationMixin.save`; other
+    registered objects (Keras models, the VAE-GAN, ridge and image decoders) in their own
+    formats (see :mod:`braincoder.models.persistence`). Every folder gets a
+    ``braincoder.json`` header naming the format, its version, the registry name and the
+    library version.
 
     Parameters
     ----------
-    model : EncodingModel
-        The model.
+    model : object
+        An instance of a registered class.
     path : str or path
         Directory to write.
     npz_threshold : int, default 1000000
-        Blocks with more values than this are written as ``.npz`` instead of TSV.
+        Encoding models only: blocks with more values than this are written as ``.npz``
+        instead of TSV.
 
     Returns
     -------
     Path
         The directory.
     """
-    return model.save(path, npz_threshold=npz_threshold)
+    from .base import EncodingModel
+    from .persistence import save
+
+    options = {"npz_threshold": npz_threshold} if isinstance(model, EncodingModel) else {}
+    return save(model, path, **options)
 
 
 def load_model(path):
-    """Load an encoding model saved with :func:`save_model`.
+    """Load any model or decoder saved with :func:`save_model` or an object's own ``save``.
+
+    The folder's ``braincoder.json`` header names the format; folders and files saved
+    without it (``model.json`` folders, ``.keras`` files, ridge decoder ``.json`` files,
+    VAE-GAN folders) are recognised by their files.
 
     Parameters
     ----------
     path : str or path
-        The directory (or its ``model.json``).
+        The directory (or one of the files described above).
 
     Returns
     -------
-    EncodingModel
-        The model.
+    object
+        The model or decoder.
 
     Examples
     --------
@@ -493,6 +520,6 @@ def load_model(path):
     >>> type(load_model(folder)).__name__
     'GaussianPRF'
     """
-    from .base import EncodingModel
+    from .persistence import load
 
-    return EncodingModel.load(path)
+    return load(path)

@@ -1,12 +1,17 @@
 """Finished voxel chunks of a fit saved to disk, so that a stopped fit resumes where it was.
 
-Each finished chunk is one ``.npz`` file (no pickle), written atomically; ``manifest.json``
-holds a fingerprint of everything the results depend on (data, starting values, paradigm,
-model, fit settings, chunking), so a directory is only ever resumed by the same fit.
+Each finished chunk is one ``.npz`` file (no pickle) written atomically: to a temporary
+file, then renamed into place with :func:`os.replace`, so a killed process leaves either
+the whole chunk or nothing. ``manifest.json`` holds a hash of each input the results depend
+on (data, starting values, paradigm, model specification, fit options and chunking), so a
+directory is only ever resumed by the same fit; a changed input is named in the error.
+Every field of :class:`~braincoder.optimize._chunks.ChunkResult` is saved (arrays as
+arrays, other values as JSON), so new fields are kept without changes here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +23,8 @@ from ._chunks import ChunkResult
 
 __all__ = ["ChunkCheckpoint", "fingerprint"]
 
-_FORMAT = 1
+_FORMAT = 2
+_NOT_SAVED = ("intermediate",)
 
 
 def fingerprint(arrays, settings):
@@ -45,6 +51,17 @@ def fingerprint(arrays, settings):
     return digest.hexdigest()
 
 
+def _write_atomic(path, write):
+    """Call ``write(temporary_path)``, then rename the temporary file to ``path``."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
 class ChunkCheckpoint:
     """A directory of finished chunk results for one fit.
 
@@ -52,33 +69,59 @@ class ChunkCheckpoint:
     ----------
     directory : str or path
         Created if needed.
-    key : str
-        Fingerprint of the fit (:func:`fingerprint`).
+    hashes : dict or str
+        Hash of each input of the results (name → hex digest), or one fingerprint
+        (:func:`fingerprint`).
+    n_chunks : int, optional
+        Number of chunks of the fit (recorded in the manifest).
 
     Raises
     ------
     ValueError
-        If the directory holds the checkpoints of a different fit.
+        If the directory holds the checkpoints of a different fit; the message names the
+        inputs that differ.
     """
 
-    def __init__(self, directory, key):
+    def __init__(self, directory, hashes, n_chunks=None):
+        if isinstance(hashes, str):
+            hashes = {"fingerprint": hashes}
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.hashes = dict(hashes)
         manifest = self.directory / "manifest.json"
         if manifest.exists():
-            stored = json.loads(manifest.read_text())
-            if stored.get("fingerprint") != key or stored.get("format") != _FORMAT:
+            try:
+                stored = json.loads(manifest.read_text())
+            except ValueError:
+                stored = {}
+            if stored.get("format") != _FORMAT:
+                changed = ["checkpoint format"]
+            else:
+                saved = stored.get("hashes", {})
+                changed = sorted(set(saved) ^ set(hashes)) + [
+                    name for name in hashes if name in saved and saved[name] != hashes[name]]
+            if changed:
                 raise ValueError(
-                    f"checkpoint_dir {str(self.directory)!r} holds the chunks of a different fit "
-                    "(other data, starting values, model or settings); use a new directory or "
-                    "empty this one"
+                    f"checkpoint_dir {str(self.directory)!r} holds the chunks of a different "
+                    f"fit (different {', '.join(changed)}); use a new directory or empty "
+                    "this one"
                 )
         else:
-            manifest.write_text(json.dumps({"format": _FORMAT, "fingerprint": key}))
-        self.key = key
+            record = {"format": _FORMAT, "hashes": self.hashes, "n_chunks": n_chunks}
+            _write_atomic(manifest, lambda path: path.write_text(json.dumps(record, indent=1)))
 
     def _path(self, number):
         return self.directory / f"chunk-{number:06d}.npz"
+
+    def finished(self):
+        """Numbers of the chunks saved in the directory.
+
+        Returns
+        -------
+        list of int
+            Sorted chunk numbers.
+        """
+        return sorted(int(path.stem.split("-")[1]) for path in self.directory.glob("chunk-*.npz"))
 
     def load(self, number, index):
         """Return the saved result of chunk ``number``, or None if it has not finished.
@@ -106,12 +149,12 @@ class ChunkCheckpoint:
         with np.load(path, allow_pickle=False) as saved:
             if not np.array_equal(saved["index"], index):
                 raise ValueError(f"{path.name} covers other voxels than this fit's chunk {number}")
-            sigma2 = saved["sigma2"] if bool(saved["has_sigma2"]) else None
-            return ChunkResult(
-                theta=saved["theta"], sse=saved["sse"], n_iterations=int(saved["n_iterations"]),
-                converged=saved["converged"], frozen=saved["frozen"],
-                stop_reason=str(saved["stop_reason"]), sigma2=sigma2,
-            )
+            values = json.loads(str(saved["values_json"]))
+            arrays = {name: saved[name] for name in saved.files
+                      if name not in ("index", "values_json")}
+        names = {item.name for item in dataclasses.fields(ChunkResult)}
+        kwargs = {key: value for key, value in {**values, **arrays}.items() if key in names}
+        return ChunkResult(**kwargs)
 
     def save(self, number, index, result):
         """Write a finished chunk (to a temporary file, then renamed into place).
@@ -125,12 +168,29 @@ class ChunkCheckpoint:
         result : ChunkResult
             Its result.
         """
-        path = self._path(number)
-        partial = path.with_suffix(".partial.npz")
-        np.savez(
-            partial, index=np.asarray(index), theta=result.theta, sse=result.sse,
-            n_iterations=result.n_iterations, converged=result.converged, frozen=result.frozen,
-            stop_reason=np.str_(result.stop_reason), has_sigma2=result.sigma2 is not None,
-            sigma2=np.zeros(0) if result.sigma2 is None else result.sigma2,
-        )
-        os.replace(partial, path)
+        arrays, values = {}, {}
+        for item in dataclasses.fields(result):
+            value = getattr(result, item.name)
+            if item.name in _NOT_SAVED:
+                continue
+            if isinstance(value, np.ndarray) and value.dtype.kind in "biufUS":
+                arrays[item.name] = value
+            else:
+                values[item.name] = value
+        text = json.dumps(values, default=_json_value)
+
+        def write(path):
+            with open(path, "wb") as handle:
+                np.savez(handle, index=np.asarray(index), values_json=np.str_(text), **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+        _write_atomic(self._path(number), write)
+
+
+def _json_value(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"chunk result value of type {type(value).__name__} cannot be saved")

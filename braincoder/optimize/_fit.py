@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import warnings
 
 import keras
@@ -20,20 +22,32 @@ from ..utils.validation import (
     warn_constant,
 )
 from ._bounds import parameter_bounds
-from ._checkpoint import ChunkCheckpoint, fingerprint
-from ._chunks import FitSettings, fit_chunk_adam, fit_chunk_lm
+from ._checkpoint import ChunkCheckpoint
+from ._distributed import model_spec
 from ._monitor import FitMonitor, resolve_log_dir
+from ._plan import (
+    DEFAULT_CHUNK_VOXELS,
+    ChunkStore,
+    FitOptions,
+    FitPlan,
+    fit_chunk,
+    result_from_record,
+    text_hash,
+    voxel_chunks,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _to_unbounded(model, theta):
-    """Natural → unbounded parameters (numpy), column by column."""
-    transforms = list(model.get_parameter_transforms().values())
-    out = np.empty_like(theta, dtype=np.float64)
-    for column, transform in enumerate(transforms):
-        out[:, column] = transform.backward_numpy(theta[:, column])
-    return out.astype(np.float32)
+def _optimizer_record(optimizer):
+    """Plain (JSON-able) description of a Keras optimizer, or None."""
+    if optimizer is None:
+        return None
+    try:
+        record = keras.optimizers.serialize(optimizer)
+    except (TypeError, ValueError):
+        record = {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return json.loads(json.dumps(record, default=str))
 
 
 class FitMixin:
@@ -42,7 +56,8 @@ class FitMixin:
     def fit(self, max_n_iterations=1000, min_n_iterations=100, init_pars=None, confounds=None,
             optimizer=None, fixed_pars=None, shared_pars=None, noise_model="ssq",
             store_intermediate_parameters=False, r2_atol=1e-6, lag=100, learning_rate=0.01,
-            progressbar=True, method=None, checkpoint_dir=None, **adam_kwargs):
+            progressbar=True, method=None, checkpoint_dir=None, xtol=1e-5, stall_r2=1e-4,
+            stall_window=20, chunk_size=None, **adam_kwargs):
         """Estimate per-voxel parameters by iterative optimisation.
 
         Parameters
@@ -75,7 +90,9 @@ class FitMixin:
         r2_atol : float, default 1e-6
             Convergence tolerance on R². Adam: stop when the mean best R² improved less
             than this over the last ``lag`` steps (after ``min_n_iterations``). LM: a voxel
-            converges when an accepted step gains less than this in R².
+            converges when an accepted step gains less than this in R² (other LM stopping
+            rules: ``xtol``, ``stall_r2``; a voxel also stops when no step lowers its loss
+            or when every free parameter sits at a bound that its gradient pushes against).
         lag : int, default 100
             Adam: window of the early-stopping rule.
         learning_rate : float, default 0.01
@@ -90,6 +107,21 @@ class FitMixin:
             run again with this directory, load the finished chunks instead of fitting them:
             a fit stopped by Ctrl-C, a crash or a time limit resumes where it was. An
             interrupted chunk is not saved. Intermediate parameters are not checkpointed.
+            Each chunk is written atomically as soon as it finishes (also with a Dask
+            client, by this process), so a killed process loses only unfinished chunks.
+        xtol : float, default 1e-5
+            LM: a voxel converges when an accepted step moves its free parameters by less
+            than ``xtol · (xtol + ‖θ‖)`` (Euclidean norms over the free parameters).
+        stall_r2 : float, default 1e-4
+            LM: a voxel stops when it gained less than this in R² over the last
+            ``stall_window`` iterations (it crawls, e.g. along a bound or a flat valley).
+            ``0`` disables the rule.
+        stall_window : int, default 20
+            LM: window of the ``stall_r2`` rule, in iterations.
+        chunk_size : int, optional
+            Voxels fitted together (one Dask task each with a ``client``); by default
+            sized from ``memory_limit``, at most 2000. Results depend on the chunks only
+            through chunk-wide stopping rules (Adam), not on where chunks run.
         **adam_kwargs
             Passed to ``keras.optimizers.Adam`` (only without ``optimizer``); an unknown
             keyword raises ``TypeError``.
@@ -129,7 +161,7 @@ class FitMixin:
         init = self._init_frame(init_pars, "init_pars")
         for label in shared:
             init[label] = init[label].mean()
-        lower, upper = parameter_bounds(self.model)
+        lower, upper = parameter_bounds(self.model, self.paradigm, self.data)
         free = [i for i, label in enumerate(labels) if label not in fixed and label not in shared]
         theta0 = init.to_numpy(np.float64).copy()
         # Bounds never exclude the caller's starting values (e.g. the grid's smallest size),
@@ -153,93 +185,167 @@ class FitMixin:
 
         run_dir = resolve_log_dir(self.log_dir)
         self.log_run_dir = run_dir
-        monitor = FitMonitor(run_dir, max_n_iterations, progressbar, f"fit ({method})")
-
-        def make_optimizer():
-            if optimizer is None:
-                return keras.optimizers.Adam(learning_rate=learning_rate, **adam_kwargs)
-            return type(optimizer).from_config(optimizer.get_config())
-
-        settings = FitSettings(
-            model=self.model, predict=self._predict, free_columns=free,
-            shared_columns=shared_columns, lower=lower, upper=upper, projector=projector,
-            noise_model=noise_model, max_n_iterations=int(max_n_iterations),
-            min_n_iterations=int(min_n_iterations), r2_atol=float(r2_atol), lag=int(lag),
+        options = FitOptions(
+            method=method, noise_model=noise_model, free_columns=free,
+            shared_columns=shared_columns, lower=lower.tolist(), upper=upper.tolist(),
+            max_n_iterations=int(max_n_iterations), min_n_iterations=int(min_n_iterations),
+            r2_atol=float(r2_atol), lag=int(lag),
             store_intermediate=bool(store_intermediate_parameters),
-            make_optimizer=make_optimizer, monitor=monitor, solver_cache=self._solver_cache,
-            linear=self._linear, labels=list(labels),
+            learning_rate=float(learning_rate), optimizer=_optimizer_record(optimizer),
+            adam_kwargs=dict(adam_kwargs), labels=list(labels),
+            extra=dict(xtol=float(xtol), stall_r2=float(stall_r2),
+                       stall_window=int(stall_window)),
         )
         members = np.flatnonzero(usable)
         n_timepoints, n_pixels = self.paradigm.shape
         n_free = max(len(free), len(shared_columns), 1)
         per_voxel = 4 * (2 * (n_free + 1) * (n_pixels + n_timepoints) + 4 * n_timepoints)
-        chunk = len(members) if shared else self._voxel_chunk_size(per_voxel)
+        if shared:
+            chunks = [members] if len(members) else []
+        else:
+            chunks = voxel_chunks(members, self._fit_chunk_size(per_voxel, chunk_size))
+        plan = FitPlan(options, chunks, y_all, theta0, sst_all,
+                       self.paradigm.to_numpy(np.float32), projector,
+                       self._model_description())
+        spec = None
+        if self.client is not None:  # checked before any file is written or task sent
+            spec = model_spec(self.model, plan.paradigm, theta0[members[:2]])
         checkpoint = None
         if checkpoint_dir is not None:
-            key = fingerprint(
-                [y_all, theta0, self.paradigm.to_numpy(np.float32), members],
-                dict(method=method, noise_model=noise_model, fixed=fixed, shared=shared,
-                     max_n_iterations=int(max_n_iterations),
-                     min_n_iterations=int(min_n_iterations), r2_atol=float(r2_atol),
-                     lag=int(lag), learning_rate=float(learning_rate), chunk=int(chunk),
-                     optimizer=None if optimizer is None else optimizer.get_config(),
-                     adam_kwargs=adam_kwargs, model=type(self.model).__name__,
-                     model_config=self._model_description(),
-                     voxels=[str(v) for v in voxels]),
-            )
-            checkpoint = ChunkCheckpoint(checkpoint_dir, key)
-        self.resumed_chunks = 0
-        theta = theta0.copy()
-        sse = np.full(len(voxels), np.nan)
-        sigma2 = np.full(len(voxels), np.nan)
-        frozen = np.zeros(len(voxels), bool)
-        converged = np.zeros(len(voxels), bool)
-        intermediate = []
-        reasons, iterations = [], []
+            checkpoint = ChunkCheckpoint(checkpoint_dir, plan.hashes(voxels), len(chunks))
+        store = ChunkStore(plan)
+        if self.client is None:
+            monitor = FitMonitor(run_dir, max_n_iterations, progressbar, f"fit ({method})")
+        else:
+            monitor = FitMonitor(run_dir, len(chunks), progressbar, f"fit ({method}, chunks)")
+        start = time.perf_counter()
         try:
-            for number, start in enumerate(range(0, max(len(members), 1), max(chunk, 1))):
-                index = members[start : start + chunk]
-                if index.size == 0:
-                    break
-                result = None if checkpoint is None else checkpoint.load(number, index)
-                if result is not None:
-                    self.resumed_chunks += 1
-                else:
-                    y, sst = y_all[:, index], sst_all[index]
-                    if method == "lm":
-                        result = fit_chunk_lm(y, theta0[index], sst, settings)
-                    else:
-                        unbounded = _to_unbounded(self.model, theta0[index])
-                        result = fit_chunk_adam(y, unbounded, sst, settings)
-                    if checkpoint is not None and result.stop_reason != "interrupted":
-                        checkpoint.save(number, index, result)
-                theta[index] = result.theta
-                if shared_columns:  # one value, exactly (vectorised transforms differ by an ulp)
-                    theta[index[:, None], shared_columns] = result.theta[0, shared_columns]
-                sse[index] = result.sse
-                frozen[index] = result.frozen
-                converged[index] = result.converged
-                if result.sigma2 is not None:
-                    sigma2[index] = result.sigma2
-                reasons.append(result.stop_reason)
-                iterations.append(result.n_iterations)
-                intermediate.extend((step, index, values) for step, values in result.intermediate)
-                if result.stop_reason == "interrupted":
-                    break
+            if self.client is None:
+                self._run_in_process(plan, store, checkpoint, monitor, optimizer)
+            else:
+                self._run_on_client(plan, store, checkpoint, monitor, spec)
         finally:
             monitor.close()
+            self._run_seconds = time.perf_counter() - start
+        self.resumed_chunks, self.fitted_chunks = store.resumed, store.fitted
         if self.resumed_chunks:
             logger.info("resumed %d finished chunks from %s", self.resumed_chunks, checkpoint_dir)
-        self._store_fit(theta, sse, sigma2, noise_model, usable, frozen, converged, reasons,
-                        iterations, intermediate, monitor, run_dir)
+        self._store_fit(store.theta, store.sse, store.sigma2, noise_model, usable, store.frozen,
+                        store.converged, store.reasons, store.iterations, store.intermediate,
+                        monitor, run_dir)
+        self._store_voxel_stops(method, usable, store.voxel_iterations, store.voxel_stop)
+        self._store_at_bounds(lower, upper, free, usable)
         return self.estimated_parameters
+
+    def _store_at_bounds(self, lower, upper, free, usable):
+        """Voxel × parameter flags of free parameters that ended at a fit bound."""
+        theta = self.estimated_parameters.to_numpy(np.float64)
+        span = np.where(np.isfinite(upper - lower), upper - lower, 1.0)
+        tolerance = 1e-5 * np.maximum(span, 1e-12)
+        at_bounds = (np.abs(theta - lower) <= tolerance) | (np.abs(theta - upper) <= tolerance)
+        moving = np.isin(np.arange(len(self.labels)), free)
+        at_bounds &= moving[None, :] & usable[:, None]
+        self.at_bounds = pd.DataFrame(at_bounds, index=self.data.columns,
+                                      columns=self.estimated_parameters.columns)
+        if at_bounds.any():
+            counts = {label: int(n) for label, n in zip(self.labels, at_bounds.sum(0),
+                                                         strict=True) if n}
+            logger.info("voxels with a parameter at its bound (e.g. pRFs outside the "
+                        "stimulated field): %s", counts)
+
+    def _fit_chunk_size(self, bytes_per_voxel, chunk_size):
+        """Voxels per chunk: the caller's, or the memory budget's capped at the default."""
+        if chunk_size is not None:
+            if int(chunk_size) < 1:
+                raise ValueError(f"chunk_size must be a positive number of voxels, got "
+                                 f"{chunk_size}")
+            return int(chunk_size)
+        return min(self._voxel_chunk_size(bytes_per_voxel), DEFAULT_CHUNK_VOXELS)
+
+    def _run_in_process(self, plan, store, checkpoint, monitor, optimizer):
+        """Fit the plan's chunks one after another in this process."""
+        make_optimizer = None
+        if optimizer is not None:
+            def make_optimizer():
+                return type(optimizer).from_config(optimizer.get_config())
+        settings = plan.options.settings(self.model, self._predict, self._linear,
+                                         plan.projector, self._solver_cache, monitor,
+                                         make_optimizer, paradigm=self._paradigm_tensor)
+        self._chunk_seconds = []
+        for number, index in enumerate(plan.chunks):
+            result = None if checkpoint is None else checkpoint.load(number, index)
+            if result is not None:
+                store.add(number, result, resumed=True)
+                continue
+            start = time.perf_counter()
+            result = fit_chunk(plan.options.method, *plan.chunk_inputs(number), settings)
+            seconds = time.perf_counter() - start
+            self._chunk_seconds.append(seconds)
+            if checkpoint is not None and result.stop_reason != "interrupted":
+                checkpoint.save(number, index, result)
+            store.add(number, result)
+            monitor.scalars(number, store.chunk_scalars(number, result, seconds))
+            if result.stop_reason == "interrupted":
+                break
+
+    def _run_on_client(self, plan, store, checkpoint, monitor, spec):
+        """Fit the plan's chunks as Dask tasks; each result is stored as it arrives."""
+        from ._distributed import fit_task, run_tasks, scatter
+
+        todo = []
+        for number, index in enumerate(plan.chunks):
+            result = None if checkpoint is None else checkpoint.load(number, index)
+            if result is None:
+                todo.append(number)
+            else:
+                store.add(number, result, resumed=True)
+                monitor.advance(1)
+        self._chunk_seconds = []
+        if not todo:
+            return
+        shared = [*scatter(self.client, [spec, plan.paradigm, plan.projector]),
+                  text_hash(spec, plan.paradigm), plan.options.to_record()]
+
+        def on_result(number, value):
+            result = result_from_record(value["result"])
+            self._chunk_seconds.append(value["seconds"])
+            if checkpoint is not None:
+                checkpoint.save(number, plan.chunks[number], result)
+            store.add(number, result)
+            monitor.scalars(number, store.chunk_scalars(number, result, value["seconds"]))
+            monitor.advance(1, r2=float(np.nanmedian(1.0 - result.sse
+                                                      / plan.sst[plan.chunks[number]])))
+
+        try:
+            run_tasks(self.client, fit_task, shared, plan.chunk_inputs, todo, on_result, "fit")
+        except KeyboardInterrupt:
+            warnings.warn(f"fit interrupted: {store.fitted} of {len(todo)} chunks finished; the "
+                          "voxels of the others keep their starting values", RuntimeWarning,
+                          stacklevel=3)
+            store.reasons.append("interrupted")
+
+    def _store_voxel_stops(self, method, usable, voxel_iterations, voxel_stop):
+        """Per-voxel LM iterations and stop reasons (Series) and the number at the cap."""
+        from ._lm import AT_CAP, STOP_REASONS
+
+        voxels = self.data.columns
+        if method != "lm":
+            self.voxel_iterations = self.voxel_stop_reasons = None
+            self.n_at_cap = 0
+            return
+        names = np.array([STOP_REASONS[code] for code in voxel_stop], dtype=object)
+        names[~usable] = "constant voxel"
+        self.voxel_iterations = pd.Series(voxel_iterations, index=voxels, name="n_iterations")
+        self.voxel_stop_reasons = pd.Series(names, index=voxels, name="stop_reason")
+        self.n_at_cap = int(((voxel_stop == AT_CAP) & usable).sum())
+        if self.n_at_cap:
+            logger.info("%d voxels reached max_n_iterations", self.n_at_cap)
 
     def _model_description(self):
         """JSON text of the model's specification (without values), or its class name."""
-        to_json = getattr(self.model, "to_json", None)
         try:
-            return to_json(include_values=False) if to_json else type(self.model).__name__
-        except (TypeError, ValueError):
+            return self.model.to_json(include_values=False)
+        except (AttributeError, TypeError, ValueError):
             return type(self.model).__name__
 
     def _projector(self, confounds):
@@ -264,7 +370,7 @@ class FitMixin:
             self.r2 = self.get_rsq()
         n_timepoints = self.data.shape[0]
         if noise_model == "ssq" or np.isnan(sigma2[usable]).all():
-            residuals = self.get_residuals().to_numpy()
+            residuals = self.data.to_numpy(np.float64) - self.predictions.to_numpy(np.float64)
             sigma2 = (residuals**2).mean(0)
         sigma2 = np.where(usable, sigma2, np.nan)
         self.estimated_sigma2 = series_by_voxel(sigma2, voxels, "sigma2")

@@ -16,6 +16,17 @@ import tensorflow as tf
 
 from ..hrf import causal_convolution_matrix
 
+#: Largest number of voxels per grid-search chunk by default.
+DEFAULT_GRID_CHUNK_VOXELS = 5000
+
+
+def baseline_label(labels):
+    """Label of the additive baseline: ``baseline``, else ``bold_baseline`` (or None)."""
+    for label in ("baseline", "bold_baseline"):
+        if label in labels:
+            return label
+    return None
+
 
 @dataclass
 class GridSpec:
@@ -73,7 +84,7 @@ class GridPredictions:
         self.chunk_size = max(1, int(chunk_size))
         self.cache_bytes = cache_bytes
         self._cache = {}
-        hrf_model = getattr(model, "hrf_model", None)
+        hrf_model = model.hrf_model
         hrf_labels = list(hrf_model.parameter_labels) if hrf_model is not None else []
         self.hrf_labels = [label for label in hrf_labels if label in spec.grid_labels]
         self.points = spec.grid_points()
@@ -97,8 +108,8 @@ class GridPredictions:
         for i, label in enumerate(self.spec.grid_labels):
             rows[:, labels.index(label)] = points[:, i]
         # Baseline (and, for models linear in it, amplitude) are applied by the scorer.
-        if "baseline" in labels:
-            rows[:, labels.index("baseline")] = 0.0
+        if baseline_label(labels) is not None:
+            rows[:, labels.index(baseline_label(labels))] = 0.0
         if self.spec.amplitude_in_scorer:
             rows[:, labels.index("amplitude")] = 1.0
         return rows
@@ -111,7 +122,7 @@ class GridPredictions:
         if self.hrf_labels and len(self.spec.labels) > 0:
             predictions = self._predict_hrf_grid(rows)
         else:
-            predictions = self.model._predict(self.paradigm, tf.constant(rows, tf.float32))
+            predictions = self.model.predict_tensor(self.paradigm, tf.constant(rows, tf.float32))
         size = int(np.prod(predictions.shape)) * 4
         if size * (len(self._cache) + 1) <= self.cache_bytes:
             self._cache[(start, stop)] = predictions
@@ -126,7 +137,7 @@ class GridPredictions:
         hrf_rows, hrf_index = np.unique(rows[:, hrf_columns], axis=0, return_inverse=True)
         full = np.zeros((len(spatial), len(labels)))
         full[:, spatial_columns] = spatial
-        neural = self.model._neural(self.paradigm, tf.constant(full, tf.float32)).numpy()
+        neural = self.model.neural_tensor(self.paradigm, tf.constant(full, tf.float32)).numpy()
         n_timepoints = neural.shape[0]
         out = np.empty((n_timepoints, len(rows)), np.float32)
         for h, hrf_row in enumerate(hrf_rows):
@@ -210,8 +221,9 @@ def search_chunk(data, fixed_chunk, predictions, spec, positive_amplitude, use_c
     """
     labels = spec.labels
     y = np.asarray(data, np.float32)
-    if "baseline" in spec.fixed:
-        y = y - np.asarray(fixed_chunk["baseline"], np.float32)[None, :]
+    base = baseline_label(labels)
+    if base in spec.fixed:
+        y = y - np.asarray(fixed_chunk[base], np.float32)[None, :]
     if spec.free_baseline:
         y_mean = y.mean(axis=0)
         y = y - y_mean
@@ -249,5 +261,94 @@ def search_chunk(data, fixed_chunk, predictions, spec, positive_amplitude, use_c
     if spec.free_amplitude:
         result[:, labels.index("amplitude")] = best_amplitude
     if spec.free_baseline:
-        result[:, labels.index("baseline")] = best_baseline
+        result[:, labels.index(base)] = best_baseline
     return result
+
+
+def search_voxels(model, paradigm, y, spec, groups, group_keys, grid_chunk, cache_bytes,
+                  voxel_chunk, positive_amplitude, use_correlation, result, progress,
+                  client=None):
+    """Grid search of all voxels, chunk by chunk, in this process or as Dask tasks.
+
+    The chunks are the same either way (so are the results): voxels sharing their fixed
+    values form a group, and each group is cut into chunks of ``voxel_chunk(bytes)``
+    voxels.
+
+    Parameters
+    ----------
+    model : EncodingModel
+        The model.
+    paradigm : ndarray
+        Paradigm (float32).
+    y : ndarray, shape (n_timepoints, n_voxels)
+        Data of all voxels (float32).
+    spec : GridSpec
+        The search specification.
+    groups : list of (tuple, ndarray)
+        Fixed values of each group and its voxel columns.
+    group_keys : list of str
+        Labels of the group values.
+    grid_chunk, cache_bytes : int
+        Grid points per prediction block and the prediction cache budget.
+    voxel_chunk : callable
+        ``bytes per voxel -> voxels per chunk``.
+    positive_amplitude, use_correlation : bool
+        Search options.
+    result : ndarray, shape (n_voxels, n_parameters)
+        Filled in place, chunk by chunk.
+    progress : callable
+        Called with the number of voxels of each finished chunk.
+    client : distributed.Client, optional
+        Run the chunks as tasks on this client.
+    """
+    per_voxel = 4 * (6 * min(spec.n_grid, grid_chunk) + 2 * y.shape[0])
+    size = voxel_chunk(per_voxel)
+    chunks = [(number, dict(zip(group_keys, (float(v) for v in key), strict=True)),
+               members[start : start + size])
+              for number, (key, members) in enumerate(groups)
+              for start in range(0, len(members), size)]
+
+    def fixed_of(index):
+        return {label: np.ascontiguousarray(values[index]) for label, values in spec.fixed.items()}
+
+    def data_of(index):  # C order in both paths: numpy reductions follow the memory layout
+        return np.ascontiguousarray(y[:, index])
+
+    if client is None:
+        predictions = {}
+        for group, row, index in chunks:
+            if group not in predictions:
+                predictions.clear()
+                predictions[group] = GridPredictions(model, paradigm, spec, row, grid_chunk,
+                                                     cache_bytes)
+            result[index] = search_chunk(data_of(index), fixed_of(index), predictions[group], spec,
+                                         positive_amplitude, use_correlation)
+            progress(len(index))
+        return
+    import json
+
+    from ._distributed import grid_task, model_spec, run_tasks, scatter
+    from ._plan import text_hash
+
+    text = model_spec(model, paradigm, None)
+    grid = {"labels": list(spec.labels), "grid_labels": list(spec.grid_labels),
+            "grid_values": [np.asarray(values, np.float64) for values in spec.grid_values],
+            "free_baseline": spec.free_baseline, "free_amplitude": spec.free_amplitude,
+            "amplitude_in_scorer": spec.amplitude_in_scorer}
+    base = text_hash(text, paradigm, *grid["grid_values"],
+                     json.dumps({k: v for k, v in grid.items() if k != "grid_values"}),
+                     str(grid_chunk), str(cache_bytes))
+
+    def arguments(number):
+        group, row, index = chunks[number]
+        key = text_hash(base, json.dumps(row, sort_keys=True))
+        return (key, grid, row, grid_chunk, cache_bytes, data_of(index), fixed_of(index),
+                positive_amplitude, use_correlation)
+
+    def on_result(number, value):
+        index = chunks[number][2]
+        result[index] = value["result"]
+        progress(len(index))
+
+    shared = scatter(client, [text, paradigm])
+    run_tasks(client, grid_task, shared, arguments, range(len(chunks)), on_result, "grid")

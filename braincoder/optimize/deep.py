@@ -10,16 +10,14 @@ of a predicted and a true volume slice per epoch, and early stopping.
 from __future__ import annotations
 
 import logging
-import os
 
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from .._layers_bayes import scale_kl_divergence
 from ..utils.validation import check_kwargs
-from ._monitor import resolve_log_dir
+from ._monitor import Monitor, resolve_log_dir
 
 __all__ = ["DeepFitter"]
 
@@ -31,9 +29,9 @@ IMAGE_TAG = "volume_slice"
 class _VolumeImageCallback(keras.callbacks.Callback):
     """Writes a middle-z slice of a predicted and the true volume to TensorBoard."""
 
-    def __init__(self, run_dir, inputs, volume):
+    def __init__(self, monitor, inputs, volume):
         super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "images"))
+        self.monitor = monitor
         self.inputs = inputs
         self.volume = volume
 
@@ -46,12 +44,7 @@ class _VolumeImageCallback(keras.callbacks.Callback):
         pair = np.concatenate([true[:, :, z], predicted[:, :, z]], axis=1)
         low, high = float(pair.min()), float(pair.max())
         pair = (pair - low) / (high - low + 1e-12)
-        with self.writer.as_default():
-            tf.summary.image(IMAGE_TAG, pair[None, :, :, None].astype("float32"), step=epoch)
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+        self.monitor.images(epoch, IMAGE_TAG, pair[None, :, :, None], sub="images")
 
 
 class DeepFitter:
@@ -140,12 +133,14 @@ class DeepFitter:
             Fraction of samples (the last ones, in order) held out for ``val_loss``; 0 for
             none (early stopping then watches ``loss``).
         log_dir : str, path, None or False
-            TensorBoard directory (a timestamped run folder is made in it); None for
-            ``logs/fit``; False for no logging.
+            TensorBoard directory (a timestamped run folder is made in it, with ``train``
+            and ``validation`` scalars and volume-slice images); None or False (default) for
+            no logging.
         early_stopping_patience : int or None, default 5
             Epochs without improvement before stopping (best weights restored); None off.
         progressbar : bool, default True
-            Keras progress output (``verbose=1``) or silence.
+            Show a tqdm bar over epochs. Ctrl-C stops training and keeps the best epoch's
+            weights (with early stopping) and the history so far.
         seed : int, default 0
             Seed given to ``keras.utils.set_random_seed`` (shuffling, dropout, sampling).
         latent_target : fMRI_AE, optional
@@ -209,37 +204,44 @@ class DeepFitter:
         scale_kl_divergence(self.model, n_train * int(np.prod(self.targets.shape[1:])))
         self.model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         callbacks = []
-        monitor = "val_loss" if n_val else "loss"
+        watched = "val_loss" if n_val else "loss"
         if early_stopping_patience is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
-                    monitor=monitor, patience=int(early_stopping_patience),
+                    monitor=watched, patience=int(early_stopping_patience),
                     restore_best_weights=True,
                 )
             )
-        self.run_dir = resolve_log_dir(log_dir, run_name=type(self.model).__name__)
+        name = type(self.model).__name__
+        self.run_dir = resolve_log_dir(log_dir, run_name=name)
+        monitor = Monitor(self.run_dir, int(epochs), progressbar, name,
+                          restore_best=None if early_stopping_patience is None else watched,
+                          what="DeepFitter.fit")
+        callbacks.append(monitor)
         if self.run_dir is not None:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=self.run_dir))
             image_source = validation or (x_train, y_train)
             callbacks.append(
                 _VolumeImageCallback(
-                    self.run_dir, image_source[0][:1], image_source[1]["volume"][:1]
+                    monitor, image_source[0][:1], image_source[1]["volume"][:1]
                 )
             )
         logger.info(
             "training %s on %d samples (%d validation)", type(self.model).__name__, n_train, n_val
         )
-        result = self.model.fit(
-            x_train,
-            y_train,
-            validation_data=validation,
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=1 if progressbar else 0,
-        )
-        self.history = pd.DataFrame(result.history).rename_axis("epoch")
+        with monitor:
+            self.model.fit(
+                x_train,
+                y_train,
+                validation_data=validation,
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        if monitor.interrupted:
+            monitor.restore(self.model)
+        self.history = pd.DataFrame(monitor.records).rename_axis("epoch")
         return self.history
 
 

@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ..utils.formatting import format_data
 from ..utils.retrieval import (
@@ -26,7 +25,7 @@ from ..utils.retrieval import (
     stimulus_labels,
 )
 from ..utils.validation import check_choice
-from ._monitor import resolve_log_dir
+from ._monitor import Monitor, resolve_log_dir
 
 __all__ = ["EmbeddingFitter"]
 
@@ -63,23 +62,6 @@ class _RetrievalCallback(keras.callbacks.Callback):
         scores = retrieval_accuracy(pred, self.candidates, self.depths, true_index=self.positions)
         for depth, value in scores.items():
             logs[f"val_top{depth}"] = value
-
-
-class _ProgressCallback(keras.callbacks.Callback):
-    """tqdm bar over epochs showing the latest losses."""
-
-    def __init__(self, epochs, enabled):
-        super().__init__()
-        self.bar = tqdm(total=epochs, desc="EmbeddingFitter", disable=not enabled, leave=False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        shown = {key: f"{logs[key]:.3g}" for key in ("loss", "val_loss", "val_top1") if key in logs}
-        self.bar.set_postfix(shown)
-        self.bar.update(1)
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
 
 
 class EmbeddingFitter:
@@ -234,13 +216,15 @@ class EmbeddingFitter:
         validation_split : float, default 0.1
             Fraction of the stimuli (with all their repeats) held out for validation;
             0 disables validation. Ignored when ``validation_data`` is given.
-        log_dir : str or path, optional
-            Write TensorBoard scalars to a timestamped run folder in this directory.
+        log_dir : str, path, None or False, optional
+            Write TensorBoard scalars to a timestamped run folder in this directory; None or
+            False (default) for no logging.
         early_stopping_patience : int or None, default 10
             Epochs without improvement of the validation loss (training loss without
             validation) before stopping; the best weights are restored. None disables.
         progressbar : bool, default True
-            Show a tqdm progress bar over epochs.
+            Show a tqdm progress bar over epochs. Ctrl-C stops training and keeps the best
+            epoch's weights (with early stopping) and the history so far.
         seed : int, default 0
             Seed of the split, the shuffling and Keras (``keras.utils.set_random_seed``).
         validation_data : (DataFrame, DataFrame), optional
@@ -320,36 +304,39 @@ class EmbeddingFitter:
                 val_positions,
             )
         ]
-        if log_dir is not None and log_dir is not False:
-            self.run_dir = resolve_log_dir(log_dir, "embedding")
-            callbacks.append(
-                keras.callbacks.TensorBoard(self.run_dir, write_graph=False, update_freq="epoch")
-            )
+        watched = "val_loss" if validation is not None else "loss"
+        self.run_dir = resolve_log_dir(log_dir, "embedding")
+        monitor = Monitor(self.run_dir, epochs, progressbar, "EmbeddingFitter",
+                          restore_best=None if early_stopping_patience is None else watched,
+                          what="EmbeddingFitter.fit")
+        callbacks.append(monitor)
         if early_stopping_patience is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
-                    monitor="val_loss" if validation is not None else "loss",
+                    monitor=watched,
                     patience=early_stopping_patience,
                     restore_best_weights=True,
                 )
             )
-        callbacks.append(_ProgressCallback(epochs, progressbar))
 
         start = time.perf_counter()
-        history = keras.Model.fit(
-            model,
-            dataset,
-            epochs=epochs,
-            validation_data=validation,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=0,
-        )
+        with monitor:
+            keras.Model.fit(
+                model,
+                dataset,
+                epochs=epochs,
+                validation_data=validation,
+                callbacks=callbacks,
+                shuffle=False,
+                verbose=0,
+            )
+        if monitor.interrupted:
+            monitor.restore(model)
         elapsed = time.perf_counter() - start
-        n_epochs = len(history.epoch)
+        n_epochs = len(monitor.records)
         self.samples_per_second = len(x) * n_epochs / elapsed if elapsed > 0 else float("nan")
         self.history = pd.DataFrame(
-            history.history, index=pd.RangeIndex(n_epochs, name="epoch")
+            monitor.records, index=pd.RangeIndex(n_epochs, name="epoch")
         )
         self.history = self.history[sorted(self.history.columns)]
         logger.info(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ..utils.formatting import format_data, format_parameters, to_frame
 from ..utils.validation import (
@@ -19,8 +17,11 @@ from ..utils.validation import (
     format_labels,
     warn_constant,
 )
+from ._distributed import check_client
 from ._fit import FitMixin
-from ._grid import GridPredictions, GridSpec, search_chunk
+from ._grid import DEFAULT_GRID_CHUNK_VOXELS, GridSpec, baseline_label, search_voxels
+from ._monitor import Monitor
+from ._plan import build_predict
 
 __all__ = ["ParameterFitter"]
 
@@ -41,9 +42,13 @@ class ParameterFitter(FitMixin):
     memory_limit : int, default 666666666
         Byte budget of the working arrays; voxels and grid points are processed in chunks
         sized from it.
-    log_dir : str, None or False, default False
-        TensorBoard directory (a timestamped run folder is created in it); ``None`` means
-        ``logs/fit``; ``False`` writes nothing.
+    log_dir : str, path, None or False, default None
+        TensorBoard directory (a timestamped run folder is created in it); ``None`` or
+        ``False`` writes nothing.
+    client : distributed.Client, optional
+        Run the voxel chunks of :meth:`fit_grid` and :meth:`fit` as tasks on this Dask
+        cluster (needs ``braincoder[dask]``); results equal those without a client.
+        ``None`` fits in this process.
 
     Attributes
     ----------
@@ -61,8 +66,20 @@ class ParameterFitter(FitMixin):
         Voxels that met the convergence criterion.
     stop_reason : str
         Why the last fit stopped.
+    n_at_cap : int
+        LM: voxels of the last fit still improving when ``max_n_iterations`` was reached.
+    voxel_iterations : Series or None
+        LM: iterations run per voxel in the last fit.
+    voxel_stop_reasons : Series or None
+        LM: why each voxel stopped (e.g. ``"R² gain below r2_atol"``,
+        ``"parameter step below xtol"``, ``"reached max_n_iterations"``).
+    at_bounds : DataFrame or None
+        Voxel × parameter booleans: free parameters that ended at a bound of the fit
+        (e.g. centres of pRFs outside the stimulated field, held at 1.5× its extent).
     resumed_chunks : int
         Voxel chunks of the last fit loaded from ``checkpoint_dir`` instead of fitted.
+    fitted_chunks : int
+        Voxel chunks of the last fit actually fitted.
     intermediate_parameters : DataFrame or None
         Step × (parameter, voxel) values with ``store_intermediate_parameters=True``.
 
@@ -79,7 +96,9 @@ class ParameterFitter(FitMixin):
     ['x', 'y', 'sd', 'baseline', 'amplitude']
     """
 
-    def __init__(self, model, data, paradigm, memory_limit=666666666, log_dir=False):
+    def __init__(self, model, data, paradigm, memory_limit=666666666, log_dir=None,
+                 client=None):
+        self.client = check_client(client)
         self.model = model
         self.data = format_data(data)
         self.paradigm = model.get_paradigm(paradigm)
@@ -101,7 +120,12 @@ class ParameterFitter(FitMixin):
         self.n_iterations = 0
         self.n_converged = 0
         self.stop_reason = None
+        self.n_at_cap = 0
+        self.voxel_iterations = None
+        self.voxel_stop_reasons = None
+        self.at_bounds = None
         self.resumed_chunks = 0
+        self.fitted_chunks = 0
         self.log_run_dir = None
         self._paradigm_tensor = tf.constant(self.paradigm.to_numpy(np.float32))
         self._predict = self._build_predict()
@@ -110,31 +134,8 @@ class ParameterFitter(FitMixin):
     # ------------------------------------------------------------------ predictions
     def _build_predict(self):
         """Tensor prediction function; stimulus pre-convolved when the HRF is shared."""
-        model = self.model
-        hrf_model = getattr(model, "hrf_model", None)
-        shared_hrf = hrf_model is None or (
-            not hrf_model.unique_hrfs and np.ndim(hrf_model.get_hrf()) == 1
-        )
-        self._linear = None
-        if model.linear_in_paradigm and shared_hrf:
-            stimulus = self._paradigm_tensor
-            if hrf_model is not None:
-                stimulus = hrf_model.convolve(stimulus)  # convolution and RF are both linear
-
-            def baseline_of(theta):
-                baseline = model._baseline(theta)
-                return tf.zeros(tf.shape(theta)[:1]) if baseline is None else baseline
-
-            self._linear = (stimulus, model._rf, baseline_of)
-
-            def predict(theta):
-                response = tf.matmul(stimulus, model._rf(theta))
-                baseline = model._baseline(theta)
-                return response if baseline is None else response + baseline[None, :]
-
-            return predict
-        paradigm = self._paradigm_tensor
-        return lambda theta: model._predict(paradigm, theta)
+        predict, self._linear = build_predict(self.model, self.paradigm.to_numpy(np.float32))
+        return predict
 
     def _voxel_chunk_size(self, bytes_per_voxel):
         budget = self.memory_limit // max(bytes_per_voxel, 1)
@@ -203,41 +204,30 @@ class ParameterFitter(FitMixin):
                 raise ValueError(f"chunk_size must be a positive number of grid points, "
                                  f"got {chunk_size}")
             grid_chunk = int(chunk_size)
-        group_keys = [label for label in fixed if label not in ("baseline", "amplitude")
+        group_keys = [label for label in fixed if label not in (
+                          baseline_label(self.labels), "amplitude")
                       or (label == "amplitude" and not spec.amplitude_in_scorer)]
         groups = self._fixed_groups(fixed, group_keys, usable)
         done = 0
-        bar = tqdm(total=int(usable.sum()), desc="fit_grid", unit="voxel",
-                   disable=not progressbar, leave=False)
+        monitor = Monitor(None, int(usable.sum()), progressbar, "fit_grid", what="grid search")
+
+        def progress(n_voxels):
+            nonlocal done
+            done += n_voxels
+            monitor.advance(n_voxels)
+
         try:
-            for key, members in groups:
-                predictions = GridPredictions(
-                    self.model, self.paradigm.to_numpy(np.float32), spec,
-                    dict(zip(group_keys, key, strict=True)), grid_chunk,
-                    cache_bytes=self.memory_limit // 4,
-                )
-                # Per voxel: its data, the score matrix row and its temporaries.
-                chunk = self._voxel_chunk_size(
-                    4 * (6 * min(predictions.n_points, grid_chunk) + 2 * n_timepoints)
-                )
-                for start in range(0, len(members), chunk):
-                    index = members[start : start + chunk]
-                    fixed_chunk = {label: values[index] for label, values in fixed.items()}
-                    result[index] = search_chunk(
-                        y[:, index], fixed_chunk, predictions, spec, positive_amplitude,
-                        use_correlation_cost,
-                    )
-                    done += len(index)
-                    bar.update(len(index))
-        except KeyboardInterrupt:
-            warnings.warn(
-                f"grid search interrupted: {done} of {usable.sum()} voxels searched; the others "
-                "have NaN parameters",
-                RuntimeWarning,
-                stacklevel=2,
+            search_voxels(
+                self.model, self.paradigm.to_numpy(np.float32), y, spec, groups, group_keys,
+                grid_chunk, self.memory_limit // 4,
+                lambda size: min(self._voxel_chunk_size(size), DEFAULT_GRID_CHUNK_VOXELS),
+                positive_amplitude, use_correlation_cost, result, progress, self.client,
             )
+        except KeyboardInterrupt:
+            monitor.interrupt(detail=f"{done} of {usable.sum()} voxels searched; the others "
+                              "have NaN parameters")
         finally:
-            bar.close()
+            monitor.close()
         self._fill_constant(result, usable, spec, grid)
         frame = pd.DataFrame(result, index=voxels, columns=pd.Index(self.labels, name="parameter"))
         self.grid_parameters = frame
@@ -290,9 +280,10 @@ class ParameterFitter(FitMixin):
     def _grid_spec(self, grid, fixed):
         labels = self.labels
         linear = self.model.linear_in_amplitude and "amplitude" in labels
-        free_baseline = "baseline" in labels and "baseline" not in fixed
+        base = baseline_label(labels)
+        free_baseline = base is not None and base not in fixed
         free_amplitude = linear and "amplitude" not in fixed
-        closed = {"baseline"} if free_baseline else set()
+        closed = {base} if free_baseline else set()
         if free_amplitude:
             closed.add("amplitude")
         missing = [label for label in labels if label not in grid and label not in fixed
@@ -328,8 +319,9 @@ class ParameterFitter(FitMixin):
             result[~usable, labels.index(label)] = values[~usable]
         if "amplitude" in labels and "amplitude" not in spec.fixed:
             result[~usable, labels.index("amplitude")] = 0.0
-        if "baseline" in labels and "baseline" not in spec.fixed:
-            result[~usable, labels.index("baseline")] = self.data.to_numpy()[0, ~usable]
+        base = baseline_label(labels)
+        if base is not None and base not in spec.fixed:
+            result[~usable, labels.index(base)] = self.data.to_numpy()[0, ~usable]
 
     # ------------------------------------------------------------------ refinement
     def refine_baseline_and_amplitude(self, parameters, n_iterations=1, positive_amplitude=True,
@@ -342,7 +334,9 @@ class ParameterFitter(FitMixin):
             Voxel × parameter starting values (e.g. from :meth:`fit_grid`).
         n_iterations : int, default 1
             Rounds of refinement (one is exact for models linear in amplitude; models like
-            divisive normalisation rescale their gain parameters and may need more).
+            divisive normalisation rescale their gain parameters — the model's
+            ``gain_parameters``, each multiplied by the gain to its power — and solve
+            ``bold_baseline``, and may need more).
         positive_amplitude : bool, default True
             Forbid negative amplitudes.
         l2_alpha : float, default 1e-3
@@ -355,16 +349,16 @@ class ParameterFitter(FitMixin):
         """
         frame = self._init_frame(parameters, "parameters")
         labels = self.labels
-        for label in ("baseline", "amplitude"):
+        powers = dict(self.model.capabilities.gain_parameters)
+        for label in (baseline_label(labels) or "baseline", *powers):
             if label not in labels:
                 raise ValueError(
                     f"{type(self.model).__name__} has no {label!r} parameter to refine"
                 )
-        gain_labels = ["amplitude"] if self.model.linear_in_amplitude else [
-            label for label in ("amplitude", "neural_baseline") if label in labels]
         theta = frame.to_numpy(np.float32).copy()
-        gains = [labels.index(label) for label in gain_labels]
-        base = labels.index("baseline")
+        gains = [labels.index(label) for label in powers]
+        exponents = np.array(list(powers.values()), dtype=np.float64)
+        base = labels.index(baseline_label(labels))
         # float64 data, prediction and two products per voxel and time point
         chunk = self._voxel_chunk_size(4 * 8 * self.paradigm.shape[0])
         for _ in range(int(n_iterations)):
@@ -381,7 +375,10 @@ class ParameterFitter(FitMixin):
                 if scale is not None:
                     p *= scale[rows]
                 gain, baseline = _gain_and_baseline(p, y, l2_alpha, positive_amplitude)
-                theta[rows, gains] *= gain[:, None]
+                if (exponents < 0).any():  # e.g. 1 / gain: keep the gain away from 0
+                    gain = np.where(np.abs(gain) < 1e-3, np.where(gain < 0, -1e-3, 1e-3), gain)
+                theta[rows, gains] *= np.abs(gain[:, None]) ** exponents * np.where(
+                    exponents % 2 == 1, np.sign(gain[:, None]), 1.0)
                 theta[rows, base] = baseline
         return pd.DataFrame(theta.astype(np.float64), index=frame.index, columns=frame.columns)
 
@@ -415,8 +412,33 @@ class ParameterFitter(FitMixin):
             parameters = self.grid_parameters
         frame = format_parameters(parameters, self.labels, what)
         frame = self._align_voxels(frame, what)
-        self.model._check_parameter_ranges(frame, what)
+        self.model.check_parameters(frame, what)
         return frame
+
+    def report(self, path, timings=None, title=None):
+        """Write a self-contained HTML report of the last fit.
+
+        Parameters
+        ----------
+        path : str or path
+            Output ``.html`` file.
+        timings : dict, optional
+            Seconds per phase, shown in the convergence table.
+        title : str, optional
+            Page title.
+
+        Returns
+        -------
+        pathlib.Path
+            The written file.
+
+        See Also
+        --------
+        braincoder.report.write_fit_report : What the page shows.
+        """
+        from ..report import write_fit_report
+
+        return write_fit_report(self, path, timings=timings, title=title)
 
 
 def _gain_and_baseline(p, y, l2_alpha, positive_amplitude):

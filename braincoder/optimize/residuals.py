@@ -19,7 +19,7 @@ from ..utils.distributions import (
 from ..utils.formatting import format_data, series_by_voxel
 from ..utils.math import softplus_inverse
 from ..utils.validation import check_choice, check_same_index
-from ._adam_loop import adam_minimize
+from ._loop import adam_minimize
 
 __all__ = ["ResidualFitter", "make_omega"]
 
@@ -103,7 +103,9 @@ class ResidualFitter:
     paradigm : DataFrame or array-like, optional
         Stimulus per time point (falls back to the model's).
     parameters, weights : DataFrame, optional
-        Fall back to the model's. Voxels are matched to ``data`` by label.
+        Fall back to the model's. Voxels are matched to ``data`` by label. Given
+        ``parameters`` also become the model's (``model.parameters``), as in the public
+        braincoder.
     lambd : float, default 0.0
         Shrinkage towards the empirical covariance (0: model only, 1: empirical only).
 
@@ -152,16 +154,15 @@ class ResidualFitter:
         self.data = format_data(data)
         self.paradigm = model.get_paradigm(paradigm)
         check_same_index(self.data, self.paradigm, "data", "paradigm")
-        self.parameters = model._get_parameters(parameters)
-        self.weights = model._get_weights(weights)
+        self.parameters = model.resolve_parameters(parameters)
+        if parameters is not None:
+            model.parameters = self.parameters  # as the public braincoder does
+        self.weights = model.resolve_weights(weights)
         predictions = model.predict(self.paradigm, self.parameters, self.weights)
         what = "weights" if self.weights is not None else "parameters"
         order = match_voxels(self.data.columns, predictions.columns, "data", what)
         self.residuals = self.data - predictions.iloc[:, order].to_numpy()
-        overlap = model._get_rf_overlap(
-            model._parameter_array(self.parameters),
-            None if self.weights is None else self.weights.to_numpy(np.float64),
-        )
+        overlap = model.get_rf_overlap(self.parameters, self.weights).to_numpy()
         voxels = self.data.columns
         self.WWT = pd.DataFrame(overlap[np.ix_(order, order)], index=voxels, columns=voxels)
         self.omega = None
@@ -174,7 +175,7 @@ class ResidualFitter:
     def fit(
         self, init_rho=0.1, init_tau=None, init_dof=1.0, init_sigma2=1e-3, D=None,  # noqa: N803
         max_n_iterations=1000, min_n_iterations=100, learning_rate=0.02, rtol=1e-6, lag=100,
-        method="t", progressbar=True, init_alpha=0.5, init_beta=1.0,
+        method="gauss", progressbar=True, init_alpha=0.5, init_beta=1.0,
     ):
         """Fit Ω (and dof) to the residuals.
 
@@ -200,8 +201,9 @@ class ResidualFitter:
             over ``lag`` steps.
         lag : int, default 100
             Early-stopping window.
-        method : {'t', 'gauss'}, default 't'
-            Student-t or Gaussian residuals.
+        method : {'gauss', 't'}, default 'gauss'
+            Gaussian (the public braincoder's default) or Student-t residuals (heavier
+            tails, robust to outlying time points).
         progressbar : bool, default True
             Show a tqdm bar.
         init_alpha, init_beta : float

@@ -17,7 +17,7 @@ from ..stimuli import (
 from ..utils.distributions import mvn_logpdf, mvt_logpdf
 from ..utils.formatting import format_data
 from ..utils.posterior import _wrap
-from ._adam_loop import adam_minimize
+from ._loop import adam_minimize
 
 __all__ = ["StimulusFitter", "make_bar_stimulus_fn"]
 
@@ -178,7 +178,7 @@ class StimulusFitter:
     def __init__(self, data, model, omega, parameters=None, weights=None, dof=None):
         self.model = model
         self.data = format_data(data)
-        self.inputs = model._decoding_inputs(self.data.columns, parameters, weights, omega, dof)
+        self.inputs = model.decoding_inputs(self.data.columns, parameters, weights, omega, dof)
         self.estimated_stimulus = None
         self.log_posterior = None
         self.init_log_posterior = None
@@ -253,7 +253,7 @@ class StimulusFitter:
     def fit(
         self, init_pars=None, max_n_iterations=1000, min_n_iterations=100, lag=100, rtol=1e-6,
         learning_rate=0.01, progressbar=True, l2_norm=0.0, smoothness=0.0, stimulus_fn=None,
-        stimulus_range=None, l1_norm=0.0, mask=None,
+        stimulus_range=None, l1_norm=0.0, mask=None, legacy_adam=False,
     ):
         """Find the MAP stimulus of every time point.
 
@@ -290,6 +290,9 @@ class StimulusFitter:
             starting values. With a mask and no ``init_pars``, an image fit starts from a
             blank image, so that only the masked pixels (e.g. where a stimulus was shown)
             carry the decoded drive.
+        legacy_adam : bool, default False
+            Accepted for scripts written for the public braincoder (where it picks the
+            TensorFlow 2.10 Adam); Keras 3 has a single Adam, used either way.
 
         Returns
         -------
@@ -304,6 +307,7 @@ class StimulusFitter:
             without ``init_pars``, starting values of the wrong shape, or a mask of the
             wrong shape or selecting nothing.
         """
+        del legacy_adam  # one Adam in Keras 3
         l1_norm = 0.0 if l1_norm is None else l1_norm
         l2_norm = 0.0 if l2_norm is None else l2_norm
         for name, value in (("l2_norm", l2_norm), ("l1_norm", l1_norm),
@@ -341,7 +345,7 @@ class StimulusFitter:
             if stimulus_fn is not None:
                 stimulus = tf.cast(stimulus_fn(stimulus), tf.float32)
             response = tf.cast(
-                model._stimulus_response(stimulus, ins.parameters, ins.weights, ins.columns),
+                model.stimulus_response_tensor(stimulus, ins.parameters, ins.weights, ins.columns),
                 tf.float64,
             )
             if ins.dof is None:
@@ -423,11 +427,12 @@ class StimulusFitter:
 
     def _best_of_grid(self, stimulus_range, what="stimulus_range"):
         """Most likely candidate of a stimulus grid per time point (float64 array)."""
-        grid, _, _ = self.model._stimulus_grid(stimulus_range, what)
+        grid, _, _ = self.model.stimulus_grid(stimulus_range, what)
         ins = self.inputs
         self._check_width(grid, what)
-        response = self.model._stimulus_response(grid, ins.parameters, ins.weights, ins.columns)
-        log_like = self.model._log_likelihood(
+        response = self.model.stimulus_response_tensor(grid, ins.parameters, ins.weights,
+                                                       ins.columns)
+        log_like = self.model.log_likelihood_tensor(
             self.data.to_numpy(np.float64), response, ins.omega, ins.dof
         )
         return grid[np.argmax(log_like.numpy(), axis=1)].astype(np.float64)
@@ -435,7 +440,7 @@ class StimulusFitter:
     def _check_width(self, stimuli, what):
         """Raise if the stimuli's columns do not fit the model (e.g. a linear model's weights)."""
         try:
-            self.model._check_shapes(stimuli, self.inputs.parameters, self.inputs.weights)
+            self.model.check_shapes(stimuli, self.inputs.parameters, self.inputs.weights)
         except ValueError as error:
             raise ValueError(f"{what}: {error}") from None
 

@@ -24,16 +24,19 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ..utils.formatting import format_data
 from ..utils.metrics import pearson_per_sample
-from ._monitor import resolve_log_dir
+from ._monitor import Monitor, resolve_log_dir
 from ._vaegan_stages import FMRIEncoderStage, GeneratorStage, VAEGANStage
 
 __all__ = ["VAEGANTrainer"]
 
 logger = logging.getLogger(__name__)
+
+#: Default ridge alphas and candidate generator weights of :meth:`VAEGANTrainer.fit_blend`.
+_BLEND_ALPHAS = tuple(float(a) for a in 10.0 ** np.arange(-1, 10))
+_BLEND_WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))
 
 
 class _ValidationCallback(keras.callbacks.Callback):
@@ -71,20 +74,6 @@ class _ValidationCallback(keras.callbacks.Callback):
             self.writer.close()
 
 
-class _ProgressCallback(keras.callbacks.Callback):
-    def __init__(self, epochs, enabled, description):
-        super().__init__()
-        self.bar = tqdm(total=epochs, desc=description, disable=not enabled, leave=False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.bar.set_postfix({k: f"{logs[k]:.3g}" for k in ("loss", "val_pcc") if k in logs})
-        self.bar.update(1)
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
-
-
 def _check_positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
@@ -115,6 +104,9 @@ class VAEGANTrainer:
         Training throughput of each stage.
     run_dirs : dict of str to str
         TensorBoard run folder of each stage.
+    n_prior_images : int or None
+        Distinct images (paired and unpaired, before augmentation, including the
+        validation part) the last :meth:`fit_vae_gan` learnt the visual prior from.
 
     Raises
     ------
@@ -159,6 +151,7 @@ class VAEGANTrainer:
         self.history = {}
         self.samples_per_second = {}
         self.run_dirs = {}
+        self.n_prior_images = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -209,22 +202,21 @@ class VAEGANTrainer:
             self.run_dirs[name] = run_dir
         callbacks.append(_ValidationCallback(reconstruct, val_inputs, val_images, run_dir,
                                              image_every, name))
-        if run_dir is not None:
-            callbacks.append(keras.callbacks.TensorBoard(run_dir, write_graph=False,
-                                                         update_freq="epoch"))
+        monitor = Monitor(run_dir, epochs, progressbar, f"VAEGANTrainer.{name}",
+                          what=f"VAEGANTrainer.{name}")
+        callbacks.append(monitor)
         if early_stopping_patience is not None and val_inputs is not None:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_pcc", mode="max", patience=early_stopping_patience,
                 restore_best_weights=True,
             ))
-        callbacks.append(_ProgressCallback(epochs, progressbar, f"VAEGANTrainer.{name}"))
         start = time.perf_counter()
-        history = stage.fit(dataset, epochs=epochs, callbacks=callbacks, shuffle=False,
-                            verbose=0)
+        with monitor:
+            stage.fit(dataset, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
         elapsed = time.perf_counter() - start
-        n_epochs = len(history.epoch)
+        n_epochs = len(monitor.records)
         self.samples_per_second[name] = n_samples * n_epochs / elapsed if elapsed else np.nan
-        frame = pd.DataFrame(history.history, index=pd.RangeIndex(n_epochs, name="epoch"))
+        frame = pd.DataFrame(monitor.records, index=pd.RangeIndex(n_epochs, name="epoch"))
         self.history[name] = frame[sorted(frame.columns)]
         logger.info("VAEGANTrainer.%s: %d epochs, %.0f samples/s", name, n_epochs,
                     self.samples_per_second[name])
@@ -251,11 +243,49 @@ class VAEGANTrainer:
 
     # ------------------------------------------------------------------ stage 1
 
+    def _stage1_images(self, images, unpaired_images, exclude_images):
+        """Check and de-duplicate the stage-1 images; raise if one is an excluded image."""
+        from ..datasets.image_fmri import image_hashes
+        from ..models.deep._vae_gan_parts import check_images
+
+        images = check_images(images, self.model.image_shape)
+        if unpaired_images is not None:
+            unpaired = check_images(unpaired_images, self.model.image_shape,
+                                    "unpaired_images")
+            seen = set(image_hashes(images))
+            keep = []
+            for position, key in enumerate(image_hashes(unpaired)):
+                if key not in seen:
+                    seen.add(key)
+                    keep.append(position)
+            images = np.concatenate([images, unpaired[keep]])
+        if exclude_images is not None:
+            excluded = set(image_hashes(
+                check_images(exclude_images, self.model.image_shape, "exclude_images")
+            ))
+            overlap = [i for i, key in enumerate(image_hashes(images)) if key in excluded]
+            if overlap:
+                raise ValueError(
+                    f"{len(overlap)} stage-1 image(s) are identical to excluded images "
+                    f"(first at position {overlap[0]} of images followed by the kept "
+                    "unpaired_images); remove the test stimuli from the stage-1 images"
+                )
+        return images
+
     def fit_vae_gan(self, images, epochs=100, batch_size=32, learning_rate=1e-3,
                     kl_weight=0.1, feature_weight=1.0, pixel_weight=1.0, adversarial_weight=0.1,
                     validation_split=0.1, early_stopping_patience=20, image_every=10,
-                    progressbar=True, augment_copies=0, augment_shift=2, augment_rotation=10.0):
+                    progressbar=True, augment_copies=0, augment_shift=2, augment_rotation=10.0,
+                    unpaired_images=None, exclude_images=None):
         """Stage 1: train the visual encoder, generator and discriminator on images.
+
+        This stage needs no fMRI: it learns a visual prior (a latent space and a
+        generator of plausible images) from any image set. Training it on many more
+        images than the experiment's paired trials (``unpaired_images``, e.g.
+        :func:`~braincoder.datasets.load_digit_images`) gives the decoder image knowledge
+        that the linear decoders, fitted on the paired trials only, do not have. Pass the
+        test stimuli as ``exclude_images`` to have it checked that none of them is among
+        the stage-1 images.
 
         With :math:`x` an image, :math:`(\\mu, \\log\\sigma^2)` the encoder output,
         :math:`\\tilde x = G(\\mu + \\sigma\\epsilon)`, :math:`x_p = G(z_p)` with
@@ -296,6 +326,16 @@ class VAEGANTrainer:
             Largest random shift of the copies, in pixels.
         augment_rotation : float, default 10.0
             Largest random rotation of the copies, in degrees.
+        unpaired_images : array-like, shape (m, height, width), optional
+            Further images without fMRI (any number ``m``, e.g. a large image
+            collection), trained on together with ``images``; exact copies of an image of
+            ``images`` (or of an earlier unpaired image) are dropped, so the paired
+            stimuli may be part of the collection. The number of distinct stage-1 images
+            is stored in :attr:`n_prior_images`.
+        exclude_images : array-like, shape (k, height, width), optional
+            Images that must not be in stage 1 (the test stimuli): a ``ValueError`` is
+            raised if any image of ``images`` or ``unpaired_images`` is an exact copy of
+            one of them (compared by :func:`~braincoder.datasets.image_hashes`).
 
         Returns
         -------
@@ -306,13 +346,14 @@ class VAEGANTrainer:
         Raises
         ------
         ValueError
-            For images of the wrong shape, outside [0, 1] or with NaN, or bad settings.
+            For images (paired, unpaired or excluded) of the wrong shape, outside [0, 1]
+            or with NaN, a stage-1 image identical to an excluded image, or bad settings.
         """
         self._check_common(epochs, batch_size, learning_rate, early_stopping_patience,
                            image_every)
-        from ..models.deep._vae_gan_parts import augment_images, check_images
+        from ..models.deep._vae_gan_parts import augment_images
 
-        images = check_images(images, self.model.image_shape)
+        images = self._stage1_images(images, unpaired_images, exclude_images)
         if isinstance(augment_copies, bool) or not isinstance(augment_copies, (int, np.integer)) \
                 or augment_copies < 0:
             raise ValueError(f"augment_copies must be an integer >= 0, got {augment_copies!r}")
@@ -329,6 +370,7 @@ class VAEGANTrainer:
             if not value >= 0:
                 raise ValueError(f"{key} must be >= 0, got {value!r}")
         train, val = self._split(len(images), validation_split)
+        self.n_prior_images = len(images)
         keras.utils.set_random_seed(self.seed)
         stage = VAEGANStage(self.model, seed=self.seed, **weights)
         stage.compile_stage(learning_rate)
@@ -562,3 +604,87 @@ class VAEGANTrainer:
             self._reconstruct_array, val_x, val_images, early_stopping_patience, image_every,
             progressbar,
         )
+
+    # ------------------------------------------------------------------ blend
+
+    def fit_blend(self, fmri, images, alphas=_BLEND_ALPHAS, weights=_BLEND_WEIGHTS,
+                  validation_split=0.1, validation_data=None):
+        """Blend the generator's images with a ridge decoder, weight chosen on held-out trials.
+
+        A :class:`~braincoder.models.image_decoders.RidgeImageDecoder` (voxels → pixels,
+        alpha per pixel by cross-validation among ``alphas``) is fitted on the training
+        part of the trials; for every candidate :math:`w` in ``weights`` the images
+        :math:`w \\, G(F(y)) + (1 - w) \\, R(y)` of the validation trials are scored by
+        their mean pixel correlation, and the best :math:`w` is kept. The validation part
+        is the one :meth:`fit_fmri_encoder` and :meth:`fit_generator` hold out with the
+        same ``validation_split`` and seed, so no trial scored here trained the fMRI
+        encoder, the generator or the ridge decoder. The ridge decoder is then refitted on
+        all trials and attached to the model with the weight
+        (``model.linear_decoder``, ``model.blend_weight``), which
+        :meth:`~braincoder.models.deep.VAEGAN.reconstruct` applies. The two decoders err
+        differently (the generator is biased towards the prior's images, ridge is noisy
+        but unbiased), so the blend is usually better than either.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Voxel patterns (the fMRI encoder's voxels).
+        images : array-like, shape (n_trials, height, width)
+            The image of each trial, in [0, 1].
+        alphas : sequence of float, default ``10 ** arange(-1, 10)``
+            Candidate ridge alphas.
+        weights : sequence of float, default ``0, 0.1, ..., 1``
+            Candidate weights of the generator's image, each in [0, 1].
+        validation_split : float, default 0.1
+            Fraction of trials held out to choose the weight (ignored with
+            ``validation_data``); must be > 0.
+        validation_data : (DataFrame, array), optional
+            Held-out ``(fmri, images)`` instead; the ridge decoder is then fitted on all of
+            ``fmri``.
+
+        Returns
+        -------
+        DataFrame
+            ``val_pcc`` per candidate weight (index ``weight``); also stored as
+            ``history["blend"]``.
+
+        Raises
+        ------
+        RuntimeError
+            If no fMRI encoder has been trained.
+        ValueError
+            For weights outside [0, 1], no validation trials, NaN, mismatched lengths or
+            voxels, or images of the wrong shape or range.
+        """
+        from ..models.image_decoders import RidgeImageDecoder
+
+        if self.model.fmri_encoder is None:
+            raise RuntimeError("fit_blend needs an fMRI encoder; run fit_fmri_encoder first")
+        grid = np.atleast_1d(np.asarray(weights, dtype=np.float64))
+        if grid.ndim != 1 or grid.size == 0 or not ((grid >= 0) & (grid <= 1)).all():
+            raise ValueError(f"weights must be one or more values in [0, 1], got {weights!r}")
+        if validation_data is None and not validation_split > 0:
+            raise ValueError("fit_blend needs validation trials: validation_split > 0")
+        frame, train_images, val_x, val_images = self._paired(
+            fmri, images, validation_data, validation_split, self.model.fmri_encoder
+        )
+        shape = val_images.shape[:3]
+        ridge = RidgeImageDecoder(alphas=alphas).fit(frame, train_images.reshape(
+            (len(train_images),) + shape[1:]))
+        linear = ridge.reconstruct(pd.DataFrame(val_x, columns=frame.columns))[0]
+        generated = self._reconstruct_array(val_x).reshape(shape)
+        truth = val_images.reshape(len(val_images), -1)
+        scores = [float(np.nanmean(pearson_per_sample(
+            truth, (w * generated + (1 - w) * linear).reshape(len(truth), -1)
+        ))) for w in grid]
+        history = pd.DataFrame({"val_pcc": scores}, index=pd.Index(grid, name="weight"))
+        self.history["blend"] = history
+        if validation_data is None:
+            everything = np.asarray(images, dtype=np.float64)
+            ridge = RidgeImageDecoder(alphas=alphas).fit(
+                format_data(fmri, "fmri"), everything.reshape((len(everything),) + shape[1:]))
+        self.model.linear_decoder = ridge
+        self.model.blend_weight = float(grid[int(np.argmax(scores))])
+        logger.info("VAEGANTrainer.fit_blend: weight %.2f of the generator (val PCC %.3f)",
+                    self.model.blend_weight, max(scores))
+        return history

@@ -9,6 +9,14 @@ from .posterior import (
     get_sd_posterior,
     in_credible_interval,
 )
+from .preprocessing import (
+    average_runs,
+    concatenate_runs,
+    detrend,
+    percent_signal_change,
+    prepare_runs,
+    zscore,
+)
 from .retrieval import embedding_similarity, retrieval_accuracy
 from .selection import (
     fit_r2_mixture,
@@ -38,3 +46,5 @@ __all__ += [
 __all__ += ["pixel_correlation", "mse", "classification_accuracy"]
 __all__ += ["fit_r2_mixture", "r2_p_signal_threshold", "r2_fdr_threshold",
             "r2_noise_tail_threshold"]
+__all__ += ["detrend", "percent_signal_change", "zscore", "average_runs", "concatenate_runs",
+            "prepare_runs"]

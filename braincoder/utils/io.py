@@ -12,10 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bids import bids_entities, common_entities, maps_metadata, write_maps  # noqa: F401
+from .cifti_io import read_cifti, write_cifti  # noqa: F401
 from .formatting import TIME, VOXEL, to_frame
+from .labels import decode_index, encode_index  # noqa: F401 - re-exported
+from .surface_io import read_gifti, read_tr, write_gifti  # noqa: F401
 
 __all__ = ["read_table", "write_table", "write_nifti", "save_results", "encode_index",
            "decode_index"]
+__all__ += ["read_gifti", "read_cifti", "read_tr", "write_gifti", "write_cifti", "write_maps",
+            "maps_metadata", "bids_entities", "common_entities"]  # surface_io, cifti_io, bids
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -42,7 +48,9 @@ def read_table(path, mask=None):
         - ``.npy``: a 1D, 2D or 3D array (3D arrays, e.g. time × height × width images, are
           flattened to time × pixels in row-major order);
         - ``.npz``: a single array, or the array named ``data``;
-        - ``.nii``/``.nii.gz``: a 4D image (needs ``nibabel``), voxels selected by ``mask``.
+        - ``.nii``/``.nii.gz``: a 4D image (needs ``nibabel``), voxels selected by ``mask``;
+        - ``.gii`` (GIfTI) and CIFTI-2 ``.dtseries.nii``: read with :func:`read_gifti` and
+          :func:`read_cifti` (no ``mask``).
     mask : str, path or array-like of bool, optional
         NIfTI only: 3D mask (image file or boolean array) of the voxels to read; all voxels
         when None.
@@ -74,6 +82,8 @@ def read_table(path, mask=None):
     """
     path = Path(path)
     suffix = _suffix(path)
+    if path.name.lower().endswith((".gii", ".dtseries.nii", ".dscalar.nii")):
+        return _read_surface(path, mask)
     if suffix in _NIFTI_SUFFIXES:
         return _read_nifti(path, mask)
     if not path.is_file():
@@ -150,7 +160,10 @@ def _read_nifti(path, mask):
     nibabel = _nibabel("reading")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
-    volume = np.asarray(nibabel.load(path).get_fdata(), dtype=np.float64)
+    image = nibabel.load(path)
+    if type(image).__name__ == "Cifti2Image":
+        return _read_surface(path, mask)
+    volume = np.asarray(image.get_fdata(), dtype=np.float64)
     if volume.ndim != 4:
         raise ValueError(f"{path.name}: expected a 4D image (x, y, z, time), got shape "
                          f"{volume.shape}")
@@ -167,6 +180,13 @@ def _read_nifti(path, mask):
     values = volume.reshape(-1, volume.shape[3])[positions].T
     return pd.DataFrame(values, index=pd.RangeIndex(values.shape[0], name=TIME),
                         columns=pd.Index(positions, name=VOXEL))
+
+
+def _read_surface(path, mask):
+    if mask is not None:
+        raise ValueError(f"{path.name}: is a surface file; a mask selects voxels of NIfTI "
+                         "volumes only (select vertices by column label instead)")
+    return read_gifti(path) if path.name.lower().endswith(".gii") else read_cifti(path)
 
 
 def write_nifti(frame, reference, path):
@@ -216,6 +236,9 @@ def write_nifti(frame, reference, path):
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
     image = nibabel.load(reference)
+    if type(image).__name__ in ("Cifti2Image", "GiftiImage"):
+        raise ValueError(f"{reference.name}: the reference is a surface file, not a NIfTI "
+                         "volume; use write_gifti, write_cifti or write_maps")
     shape = tuple(image.shape[:3])
     try:
         positions = np.asarray(frame.index, dtype=np.float64)
@@ -302,113 +325,3 @@ def save_results(directory, parameters=None, r2=None, predictions=None, spec=Non
         written["spec"] = directory / "model.json"
         written["spec"].write_text(text)
     return written
-
-
-# ---------------------------------------------------------------------- labels as JSON
-_INDEX_DTYPES = ("int64", "float64", "bool", "object", "str", "string")
-
-
-def _scalar(value, what):
-    """Return a label as a JSON scalar, or raise TypeError."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    raise TypeError(f"{what}: label {value!r} of type {type(value).__name__} cannot be saved "
-                    "(labels must be strings, numbers, booleans or None)")
-
-
-def _check_scalar(value, what):
-    if value is not None and not isinstance(value, str | bool | int | float):
-        raise ValueError(f"{what}: labels must be JSON strings, numbers, booleans or null, "
-                         f"found {type(value).__name__}")
-    return value
-
-
-def encode_index(index, what):
-    """Encode a pandas Index (names, dtype, values) as JSON-serialisable data.
-
-    Parameters
-    ----------
-    index : Index
-        Row or column labels (``RangeIndex``, ``Index`` or ``MultiIndex``).
-    what : str
-        Name used in error messages.
-
-    Returns
-    -------
-    dict
-        ``{"range": [start, stop, step], "name": ...}``, ``{"tuples": [...], "names":
-        [...]}`` or ``{"values": [...], "dtype": ..., "name": ...}``.
-
-    Raises
-    ------
-    TypeError
-        For labels that are not strings, numbers, booleans or None.
-    """
-    if isinstance(index, pd.MultiIndex):
-        return {
-            "names": [_scalar(name, what) for name in index.names],
-            "tuples": [[_scalar(item, what) for item in row] for row in index],
-        }
-    name = _scalar(index.name, what)
-    if isinstance(index, pd.RangeIndex):
-        return {"name": name, "range": [index.start, index.stop, index.step]}
-    dtype = str(index.dtype)
-    if dtype not in _INDEX_DTYPES:
-        dtype = "object"
-    return {"name": name, "dtype": dtype, "values": [_scalar(v, what) for v in index]}
-
-
-def decode_index(spec, what):
-    """Rebuild an Index from :func:`encode_index` output, accepting plain data only.
-
-    Parameters
-    ----------
-    spec : dict
-        Encoded labels.
-    what : str
-        Name used in error messages.
-
-    Returns
-    -------
-    Index
-        The labels.
-
-    Raises
-    ------
-    ValueError
-        For unknown keys, dtypes or non-scalar labels.
-    """
-    if not isinstance(spec, dict):
-        raise ValueError(f"{what} must be an object, got {type(spec).__name__}")
-    keys = set(spec)
-    if keys == {"names", "tuples"}:
-        names = [_check_scalar(name, what) for name in _list(spec["names"], what)]
-        rows = [tuple(_check_scalar(v, what) for v in _list(row, what))
-                for row in _list(spec["tuples"], what)]
-        if any(len(row) != len(names) for row in rows):
-            raise ValueError(f"{what}: every label tuple must have {len(names)} items")
-        if not rows:
-            return pd.MultiIndex.from_tuples([], names=names)
-        return pd.MultiIndex.from_tuples(rows, names=names)
-    name = _check_scalar(spec.get("name"), what)
-    if keys == {"name", "range"}:
-        bounds = _list(spec["range"], what)
-        if len(bounds) != 3 or not all(type(v) is int for v in bounds):
-            raise ValueError(f"{what}: range must be three integers, got {bounds!r}")
-        return pd.RangeIndex(*bounds, name=name)
-    if keys == {"name", "dtype", "values"}:
-        dtype = spec["dtype"]
-        if dtype not in _INDEX_DTYPES:
-            raise ValueError(f"{what}: unsupported label dtype {dtype!r}; expected one of "
-                             f"{list(_INDEX_DTYPES)}")
-        values = [_check_scalar(v, what) for v in _list(spec["values"], what)]
-        return pd.Index(values, dtype=dtype, name=name)
-    raise ValueError(f"{what}: unexpected keys {sorted(keys)}")
-
-
-def _list(value, what):
-    if not isinstance(value, list):
-        raise ValueError(f"{what}: expected a list, got {type(value).__name__}")
-    return value

@@ -166,8 +166,8 @@ def get_expected_value(pdf, circular=None):
     Returns
     -------
     Series or DataFrame
-        Expected value indexed by time (named ``"expected_value"``); per level for
-        MultiIndex columns.
+        Expected value indexed by time (named ``"E"``, as in the public braincoder); per
+        level for MultiIndex columns.
 
     Examples
     --------
@@ -186,7 +186,7 @@ def get_expected_value(pdf, circular=None):
         result = _wrap(mean, values.min())
     else:
         result = mass @ values
-    return pd.Series(result, index=pdf.index, name="expected_value")
+    return pd.Series(result, index=pdf.index, name="E")
 
 
 def get_sd_posterior(pdf, circular=None):

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import to_frame
+from .labels import is_unlabelled
 from .metrics import n_way_identification
 from .validation import check_finite, format_labels
 
@@ -30,15 +31,6 @@ STIMULUS = "stimulus"
 EMBEDDING_DIMENSION = "embedding_dimension"
 # Two unit-normalised targets whose cosine exceeds this are the same stimulus (a positive pair).
 SAME_TARGET_COSINE = 1.0 - 1e-4
-
-
-def _is_default_index(index):
-    return (
-        isinstance(index, pd.RangeIndex)
-        and index.start == 0
-        and index.step == 1
-        and index.name is None
-    )
 
 
 def stimulus_labels(index, what="data"):
@@ -216,7 +208,7 @@ def _true_positions(pred, candidates, true_index, pred_name, candidates_name):
                 f"got {len(true_index)}"
             )
         return align_embeddings(true_index, candidates, "true_index", candidates_name)
-    if _is_default_index(pred.index) or _is_default_index(candidates.index):
+    if is_unlabelled(pred.index) or is_unlabelled(candidates.index):
         if len(pred) != len(candidates):
             raise ValueError(
                 f"{pred_name} ({len(pred)} rows) and {candidates_name} ({len(candidates)} rows) "

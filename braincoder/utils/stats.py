@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import to_frame
+from .labels import align, is_unlabelled
 from .selection import (  # noqa: F401 - re-exported
     fit_r2_mixture,
     r2_fdr_threshold,
@@ -28,14 +29,14 @@ def _aligned(data, predictions):
             f"data has {data.shape[1]} voxels but predictions have {predictions.shape[1]}"
         )
     check_same_index(data, predictions, "data", "predictions")
-    if not data.columns.equals(predictions.columns):
-        if set(data.columns) == set(predictions.columns):
-            predictions = predictions[data.columns]
-        elif not isinstance(predictions.columns, pd.RangeIndex):
-            missing = [c for c in data.columns if c not in set(predictions.columns)]
+    if not (is_unlabelled(data.columns) or is_unlabelled(predictions.columns)):
+        present = set(predictions.columns)
+        missing = [c for c in data.columns if c not in present]
+        if missing:
             raise ValueError(
                 f"predictions lack voxels of data: {format_labels(missing)}"
             )
+    predictions = align(predictions, data.columns, "predictions voxels", "data voxels", axis=1)
     return data, predictions
 
 

@@ -11,7 +11,6 @@ import inspect
 import warnings
 
 import numpy as np
-import pandas as pd
 
 _MAX_LISTED = 5
 
@@ -113,8 +112,8 @@ def check_same_length(first, second, first_name, second_name):
 def check_same_index(first, second, first_name, second_name):
     """Raise if two frames do not share the same row index, naming the first difference.
 
-    Frames whose index is a default ``RangeIndex(0, n)`` (unnamed or named ``time``, as for
-    arrays converted by :func:`~braincoder.utils.formatting.to_frame`) on one side are
+    Frames whose index is unlabelled (a default ``RangeIndex(0, n)``, see
+    :func:`~braincoder.utils.labels.is_unlabelled`) on one side are
     compared by length only: arrays given without labels take the labels of the other input.
 
     Parameters
@@ -146,17 +145,10 @@ def check_same_index(first, second, first_name, second_name):
 
 
 def _is_default_index(index):
-    """Return True for the labels of an unlabelled array: ``RangeIndex(0, n)``.
+    """Return True for the labels of an unlabelled array (see :mod:`braincoder.utils.labels`)."""
+    from .labels import is_unlabelled  # labels imports this module
 
-    pandas gives such frames an unnamed index; :func:`~braincoder.utils.formatting.to_frame`
-    names it ``time``.
-    """
-    return (
-        isinstance(index, pd.RangeIndex)
-        and index.start == 0
-        and index.step == 1
-        and index.name in (None, "time")
-    )
+    return is_unlabelled(index)
 
 
 def check_columns(frame, expected, what, reorder=True):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ...optimize.ridge import RidgeSolution, fit_ridge
 from ...utils.formatting import format_data
+from ...utils.labels import decode_index, encode_index, is_unlabelled
 from ...utils.retrieval import align_embeddings, format_embeddings, stimulus_labels
 from ...utils.validation import format_labels
 from ..registry import register_model
@@ -22,33 +23,13 @@ __all__ = ["RidgeEmbeddingDecoder"]
 
 
 def _labels_to_json(index):
-    """Index → JSON-able dict (values, names), refusing labels JSON cannot restore."""
-    values = []
-    for label in index:
-        items = label if isinstance(label, tuple) else (label,)
-        plain = []
-        for item in items:
-            item = item.item() if isinstance(item, np.generic) else item
-            if not isinstance(item, (str, int, float)) or isinstance(item, bool):
-                raise TypeError(
-                    f"labels must be str, int or float to be saved, found {item!r} "
-                    f"({type(item).__name__})"
-                )
-            plain.append(item)
-        values.append(plain if isinstance(label, tuple) else plain[0])
-    return {
-        "values": values,
-        "names": [name if name is None else str(name) for name in index.names],
-        "multi": isinstance(index, pd.MultiIndex),
-    }
+    """Index → JSON-able dict (see :func:`~braincoder.utils.labels.encode_index`)."""
+    return encode_index(index, "labels")
 
 
 def _labels_from_json(spec):
-    if spec is None:
-        return None
-    if spec["multi"]:
-        return pd.MultiIndex.from_tuples([tuple(v) for v in spec["values"]], names=spec["names"])
-    return pd.Index(spec["values"], name=spec["names"][0])
+    """JSON-able dict (or None) → Index (see :func:`~braincoder.utils.labels.decode_index`)."""
+    return decode_index(spec, "labels")
 
 
 def _check_voxels(frame, n_voxels, voxel_names, owner):
@@ -59,7 +40,7 @@ def _check_voxels(frame, n_voxels, voxel_names, owner):
         )
     if voxel_names is None or frame.columns.equals(voxel_names):
         return frame
-    if isinstance(frame.columns, pd.RangeIndex) and frame.columns.name is None:
+    if is_unlabelled(frame.columns):
         return frame  # unlabelled array input: positions stand for the fitted voxels
     missing = voxel_names[~voxel_names.isin(frame.columns)]
     extra = frame.columns[~frame.columns.isin(voxel_names)]

@@ -16,6 +16,7 @@ from keras import layers, ops
 from ...utils.formatting import format_data
 from ..registry import register_model
 from ._embedding_ridge import _check_voxels, _labels_from_json, _labels_to_json
+from .base import CheckedInputMixin
 
 __all__ = [
     "fMRIEncoder",
@@ -273,7 +274,7 @@ def check_fmri(fmri, encoder, what="fmri"):
 
 @register_model("fmri_encoder")
 @keras.saving.register_keras_serializable(package="braincoder")
-class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
+class fMRIEncoder(CheckedInputMixin, keras.Model):  # noqa: N801 - braincoder's public name
     """Maps voxel patterns (V1–V3) to the VAE-GAN latent space.
 
     Voxels are standardised with means and scales learnt at fit time (stored in the
@@ -348,6 +349,9 @@ class fMRIEncoder(keras.Model):  # noqa: N801 - braincoder's public name
             for i in range(len(hidden) + 1)
         ]
         self.build((None, self.n_voxels))
+
+    def _sample_spec(self):
+        return (self.n_voxels,), "fmri", ("voxels",)
 
     def build(self, input_shape):
         """Create the standardisation weights and the dense layers.

@@ -15,13 +15,102 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from ...utils._input_checks import check_samples, is_concrete
 from ...utils.formatting import TIME, VOXEL
-from ...utils.validation import check_finite
 
-__all__ = ["DeepEncodingModel"]
+__all__ = ["DeepEncodingModel", "CheckedInputMixin"]
 
 
-class DeepEncodingModel:
+class CheckedInputMixin:
+    """Check concrete inputs of a Keras model's ``__call__``, ``fit`` and ``predict``.
+
+    Listed before :class:`keras.Model` in a model's bases. NumPy arrays, DataFrames and
+    eager tensors given to ``model(x)``, ``model.fit(x, ...)`` or ``model.predict(x)`` are
+    checked against ``_sample_spec`` (one shared check, ``check_samples``), so that a wrong
+    size or NaN raises a ``ValueError`` naming the expected and received sizes; symbolic
+    tensors (model building, compiled training steps) pass through untouched.
+    """
+
+    def _sample_spec(self):
+        """Return ``(sample_shape, name, axis_names)`` of the model's input."""
+        return (tuple(self.paradigm_shape), self.paradigm_name, self.paradigm_axes)
+
+    def _checked_input(self, inputs):
+        if not is_concrete(inputs):
+            return inputs
+        shape, what, axes = self._sample_spec()
+        values = check_samples(inputs, shape, what, axes)
+        return inputs if hasattr(inputs, "numpy") and not isinstance(inputs, np.ndarray) \
+            else values
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Check concrete inputs, then run the Keras model.
+
+        Parameters
+        ----------
+        inputs : array-like, DataFrame or tensor
+            Model input (see ``_sample_spec``).
+        *args, **kwargs
+            Passed to :meth:`keras.Model.__call__` (``training``, ...).
+
+        Returns
+        -------
+        object
+            The model's output.
+
+        Raises
+        ------
+        ValueError
+            If a concrete input has the wrong sample shape or non-finite values.
+        """
+        return super().__call__(self._checked_input(inputs), *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        """Check concrete inputs, then train with :meth:`keras.Model.fit`.
+
+        Parameters
+        ----------
+        x : array-like, DataFrame, tensor or dataset, optional
+            Training inputs (arrays and DataFrames are checked).
+        *args, **kwargs
+            Passed to :meth:`keras.Model.fit`.
+
+        Returns
+        -------
+        keras.callbacks.History
+            The training history.
+
+        Raises
+        ------
+        ValueError
+            If a concrete input has the wrong sample shape or non-finite values.
+        """
+        return super().fit(self._checked_input(x), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Check concrete inputs, then predict with :meth:`keras.Model.predict`.
+
+        Parameters
+        ----------
+        x : array-like, DataFrame, tensor or dataset
+            Inputs (arrays and DataFrames are checked).
+        *args, **kwargs
+            Passed to :meth:`keras.Model.predict`.
+
+        Returns
+        -------
+        object
+            The model's outputs.
+
+        Raises
+        ------
+        ValueError
+            If a concrete input has the wrong sample shape or non-finite values.
+        """
+        return super().predict(self._checked_input(x), *args, **kwargs)
+
+
+class DeepEncodingModel(CheckedInputMixin):
     """Mixin giving Keras models ``predict``/``simulate``/``save``/``load`` on pandas data.
 
     Subclasses are :class:`keras.Model` subclasses listing this mixin first; they define
@@ -64,40 +153,12 @@ class DeepEncodingModel:
         ValueError
             If the shape does not match ``paradigm_shape`` or values are not finite.
         """
-        what = self.paradigm_name
-        expected = tuple(self.paradigm_shape)
+        values = check_samples(paradigm, self.paradigm_shape, self.paradigm_name,
+                               self.paradigm_axes)
         if isinstance(paradigm, pd.DataFrame):
-            check_finite(paradigm, what)
             index = paradigm.index
-            values = paradigm.to_numpy(dtype="float32")
         else:
-            values = np.asarray(paradigm, dtype="float32")
-            index = pd.RangeIndex(len(values), name=TIME) if values.ndim else None
-        if values.ndim == 2 and values.shape[1] == int(np.prod(expected)):
-            values = values.reshape(len(values), *expected)
-        if expected[-1] == 1 and tuple(values.shape[1:]) == expected[:-1]:
-            values = values[..., None]
-        if values.ndim < 1 or tuple(values.shape[1:]) != expected:
-            detail = ""
-            if values.ndim != len(expected) + 1:
-                detail = f": rank {values.ndim}, expected rank {len(expected) + 1}"
-            elif self.paradigm_axes is not None:
-                wrong = [
-                    f"{found} {axis} (expected {size})"
-                    for axis, found, size in zip(
-                        self.paradigm_axes, values.shape[1:], expected, strict=True
-                    )
-                    if found != size
-                ]
-                detail = f": {', '.join(wrong)}"
-            raise ValueError(
-                f"{what} must have shape (n_samples, {', '.join(map(str, expected))}) "
-                f"(or n_samples × {int(np.prod(expected))} flattened), got "
-                f"{tuple(values.shape)}{detail}"
-            )
-        if not np.all(np.isfinite(values)):
-            bad = int(np.sum(~np.isfinite(values)))
-            raise ValueError(f"{what} has {bad} non-finite values")
+            index = pd.RangeIndex(len(values), name=TIME)
         return values, index
 
     def volumes_to_frame(self, volumes, index, voxels=None):

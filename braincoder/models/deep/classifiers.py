@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from ...utils._input_checks import check_samples
+from .base import CheckedInputMixin
 from .fmri_ae import _offset, _positive_triple
 
 __all__ = ["LinearClassifier", "view_EEG_classifier"]
@@ -31,7 +33,7 @@ def _classify(model, values, batch_size):
 
 
 @keras.saving.register_keras_serializable(package="braincoder")
-class LinearClassifier(keras.Model):
+class LinearClassifier(CheckedInputMixin, keras.Model):
     """Linear classifier of (synthesised) fMRI volumes.
 
     Parameters
@@ -75,6 +77,10 @@ class LinearClassifier(keras.Model):
         )
         self(np.zeros((1, *volume_shape, 1), dtype="float32"))
 
+    def _sample_spec(self):
+        return (*self.volume_shape, 1), "volumes", ("x voxels", "y voxels", "z voxels",
+                                                    "channels")
+
     def call(self, inputs, training=False):
         """Return class logits.
 
@@ -110,13 +116,11 @@ class LinearClassifier(keras.Model):
         Raises
         ------
         ValueError
-            If the volumes do not have the classifier's number of voxels.
+            If the volumes do not have the classifier's shape or hold NaN or inf.
         """
-        values = np.asarray(volumes, dtype="float32")
-        n_voxels = int(np.prod(self.volume_shape))
-        if values.ndim < 2 or int(np.prod(values.shape[1:])) != n_voxels:
-            raise ValueError(f"volumes must have {n_voxels} voxels per sample, got {values.shape}")
-        return _classify(self, values.reshape(len(values), *self.volume_shape, 1), batch_size)
+        values = check_samples(volumes, self._sample_spec()[0], "volumes",
+                               self._sample_spec()[2])
+        return _classify(self, values, batch_size)
 
     def get_config(self):
         """Return the constructor arguments.
@@ -134,7 +138,7 @@ class LinearClassifier(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="braincoder")
-class view_EEG_classifier(keras.Model):  # noqa: N801 - public name of the reference
+class view_EEG_classifier(CheckedInputMixin, keras.Model):  # noqa: N801 - public name of the reference
     """Classifier of the EEG view: an EEG-to-fMRI model's EEG encoder and a linear head.
 
     Parameters
@@ -178,6 +182,9 @@ class view_EEG_classifier(keras.Model):  # noqa: N801 - public name of the refer
             name="head",
         )
         self(np.zeros((1, *model.eeg_shape), dtype="float32"))
+
+    def _sample_spec(self):
+        return tuple(self.eeg_model.eeg_shape), "eeg", self.eeg_model.paradigm_axes
 
     def call(self, inputs, training=False):
         """Return class logits from EEG.

@@ -26,6 +26,7 @@ from ._embedding_ridge import (
     _labels_from_json,
     _labels_to_json,
 )
+from .base import CheckedInputMixin
 
 __all__ = ["EmbeddingDecoder", "RidgeEmbeddingDecoder", "contrastive_loss"]
 
@@ -71,7 +72,7 @@ def contrastive_loss(pred, target, temperature):
 
 @register_model("embedding_decoder")
 @keras.saving.register_keras_serializable(package="braincoder")
-class EmbeddingDecoder(keras.Model):
+class EmbeddingDecoder(CheckedInputMixin, keras.Model):
     """Neural decoder from voxel patterns to unit-norm stimulus embeddings.
 
     Voxels are standardised (means and scales learnt at fit time and saved with the model),
@@ -183,6 +184,9 @@ class EmbeddingDecoder(keras.Model):
         self.contrastive_tracker = keras.metrics.Mean(name="contrastive_loss")
         self.mse_tracker = keras.metrics.Mean(name="mse_loss")
         self.build((None, self.n_voxels))
+
+    def _sample_spec(self):
+        return (self.n_voxels,), "data", ("voxels",)
 
     def build(self, input_shape):
         """Create the weights (standardisation, layers, temperature).

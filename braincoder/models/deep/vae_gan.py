@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -62,6 +63,13 @@ class VAEGAN:
         Images → ``[features, logit]``.
     fmri_encoder : fMRIEncoder or None
         Voxels → latents.
+    linear_decoder : RidgeImageDecoder or None
+        Linear voxel → pixel decoder blended into :meth:`reconstruct` (set by
+        :meth:`braincoder.optimize.VAEGANTrainer.fit_blend`).
+    blend_weight : float
+        Weight :math:`w` of the generator's image in :meth:`reconstruct`:
+        :math:`w \\, G(F(y)) + (1 - w) \\, R(y)` with :math:`R` the ``linear_decoder``
+        (1.0, the generator alone, without one).
 
     Notes
     -----
@@ -123,6 +131,8 @@ class VAEGAN:
                 f"latent has {self.latent_dim}"
             )
         self.fmri_encoder = fmri_encoder
+        self.linear_decoder = None
+        self.blend_weight = 1.0
 
     # ------------------------------------------------------------------ inference
 
@@ -291,6 +301,9 @@ class VAEGAN:
             raise ValueError(f"sd_scale must be a finite number >= 0, got {sd_scale!r}")
         latents = self.fmri_to_latent(fmri)
         values = latents.to_numpy()
+        linear = None
+        if self.linear_decoder is not None and self.blend_weight < 1.0:
+            linear = self.linear_decoder.reconstruct(check_fmri(fmri, self.fmri_encoder))[0]
         if n_samples == 1:
             images = self.decode(values)
         else:
@@ -299,6 +312,10 @@ class VAEGAN:
             images = np.mean([
                 self.decode(values + (spread * draw).astype(np.float32)) for draw in eps
             ], axis=0)
+        if linear is not None:
+            weight = np.float32(self.blend_weight)
+            blended = weight * images + (1 - weight) * linear.reshape(images.shape)
+            images = blended.astype(np.float32)
         frame = pd.DataFrame(
             images.reshape(len(images), -1),
             index=latents.index,
@@ -326,6 +343,9 @@ class VAEGAN:
     def save(self, path, overwrite=True):
         """Save the model to a directory: ``vae_gan.json`` and one ``.keras`` file per part.
 
+        A blended linear decoder (:meth:`braincoder.optimize.VAEGANTrainer.fit_blend`) is
+        saved in the sub-folder ``linear_decoder`` and its weight in ``vae_gan.json``.
+
         Parameters
         ----------
         path : str or path
@@ -350,8 +370,15 @@ class VAEGAN:
                 getattr(self, part).save(target, overwrite=True)
             elif os.path.exists(target):
                 os.remove(target)
+        linear_dir = os.path.join(path, "linear_decoder")
+        if self.linear_decoder is not None:
+            self.linear_decoder.save(linear_dir)
+        elif os.path.isdir(linear_dir):
+            shutil.rmtree(linear_dir)
         with open(config_file, "w", encoding="utf-8") as handle:
-            json.dump({"config": self.get_config(), "parts": parts}, handle, indent=2)
+            json.dump({"config": self.get_config(), "parts": parts,
+                       "blend_weight": float(self.blend_weight),
+                       "linear_decoder": self.linear_decoder is not None}, handle, indent=2)
 
     @classmethod
     def load(cls, path):
@@ -384,4 +411,9 @@ class VAEGAN:
                 os.path.join(path, f"{part}.keras"), compile=False, safe_mode=True
             )
             setattr(model, part, loaded)
+        if spec.get("linear_decoder"):
+            from ..image_decoders import RidgeImageDecoder
+
+            model.linear_decoder = RidgeImageDecoder.load(os.path.join(path, "linear_decoder"))
+        model.blend_weight = float(spec.get("blend_weight", 1.0))
         return model
