@@ -319,9 +319,8 @@ class FitMixin:
         try:
             run_tasks(self.client, fit_task, shared, plan.chunk_inputs, todo, on_result, "fit")
         except KeyboardInterrupt:
-            warnings.warn(f"fit interrupted: {store.fitted} of {len(todo)} chunks finished; the "
-                          "voxels of the others keep their starting values", RuntimeWarning,
-                          stacklevel=3)
+            monitor.interrupt("fit", detail=f"{store.fitted} of {len(todo)} chunks finished; "
+                              "the voxels of the others keep their starting values")
             store.reasons.append("interrupted")
 
     def _store_voxel_stops(self, method, usable, voxel_iterations, voxel_stop):

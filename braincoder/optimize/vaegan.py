@@ -17,7 +17,6 @@ grids, early stopping on the validation pixel correlation with the best weights 
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import keras
@@ -40,16 +39,14 @@ _BLEND_WEIGHTS = tuple(round(0.1 * k, 1) for k in range(11))
 
 
 class _ValidationCallback(keras.callbacks.Callback):
-    """Adds ``val_pcc`` (mean pixel correlation) to the logs; writes image grids."""
+    """Adds ``val_pcc`` (mean pixel correlation) to the logs; image grids go to the monitor."""
 
-    def __init__(self, reconstruct, inputs, images, run_dir, image_every, stage):
+    def __init__(self, reconstruct, inputs, images, monitor, image_every, stage):
         super().__init__()
         self.reconstruct = reconstruct
         self.inputs = inputs
         self.images = images
-        self.writer = None if run_dir is None else tf.summary.create_file_writer(
-            os.path.join(run_dir, "images")
-        )
+        self.monitor = monitor
         self.image_every = image_every
         self.stage = stage
 
@@ -59,19 +56,12 @@ class _ValidationCallback(keras.callbacks.Callback):
         recon = self.reconstruct(self.inputs)
         pcc = pearson_per_sample(self.images.reshape(len(recon), -1), recon.reshape(len(recon), -1))
         logs["val_pcc"] = float(np.nanmean(pcc)) if np.isfinite(pcc).any() else 0.0
-        if self.writer is not None and (epoch % self.image_every == 0):
+        if self.monitor.run_dir is not None and epoch % self.image_every == 0:
             true = self.images[:8].reshape(recon[:8].shape)
             grid = np.concatenate([true, recon[:8]], axis=2)  # true | reconstruction
             if grid.ndim == 3:
                 grid = grid[..., None]
-            with self.writer.as_default():
-                tf.summary.image(f"{self.stage}/reconstructions", grid, step=epoch,
-                                 max_outputs=8)
-            self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
+            self.monitor.images(epoch, f"{self.stage}/reconstructions", grid)
 
 
 def _check_positive_int(value, what):
@@ -200,10 +190,11 @@ class VAEGANTrainer:
         if self.log_dir is not None and self.log_dir is not False:
             run_dir = resolve_log_dir(self.log_dir, name)
             self.run_dirs[name] = run_dir
-        callbacks.append(_ValidationCallback(reconstruct, val_inputs, val_images, run_dir,
-                                             image_every, name))
         monitor = Monitor(run_dir, epochs, progressbar, f"VAEGANTrainer.{name}",
                           what=f"VAEGANTrainer.{name}")
+        # The validation score is added to the logs before the monitor records them.
+        callbacks.append(_ValidationCallback(reconstruct, val_inputs, val_images, monitor,
+                                             image_every, name))
         callbacks.append(monitor)
         if early_stopping_patience is not None and val_inputs is not None:
             callbacks.append(keras.callbacks.EarlyStopping(
