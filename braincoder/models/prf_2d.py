@@ -333,7 +333,9 @@ class DivisiveNormalizationGaussianPRF2D(_PRF2D):
     ``neural_baseline`` by ``g`` and ``srf_amplitude`` by ``1/g`` scales the response
     above :math:`n_b / s_b` by ``g`` (used by
     :meth:`~braincoder.optimize.ParameterFitter.refine_baseline_and_amplitude` for the
-    HRF variant).
+    HRF variant). Given ``hrf_model=``, this class convolves the whole response, rest
+    level included; the public braincoder's HRF variant, with a ``bold_baseline`` added
+    after the convolution, is :class:`DivisiveNormalizationGaussianPRF2DWithHRF`.
 
     References
     ----------
