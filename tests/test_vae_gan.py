@@ -616,3 +616,17 @@ def test_fit_blend_bad_input(small):
         trainer.fit_blend(small.responses, small.images, weights=[0.5, 1.5])
     with pytest.raises(ValueError, match="needs validation trials"):
         trainer.fit_blend(small.responses, small.images, validation_split=0.0)
+
+
+def test_fit_runs_the_documented_recipe(small, sim):
+    fitted = VAEGAN(seed=3, **TINY).fit(small.responses, small.images, epochs=(1, 2, 1),
+                                        seed=3, progressbar=False)
+    model = VAEGAN(seed=3, **TINY)
+    trainer = VAEGANTrainer(model, seed=3)
+    trainer.fit_vae_gan(small.images, epochs=1, progressbar=False)
+    trainer.fit_fmri_encoder(small.responses, small.images, epochs=2, progressbar=False)
+    trainer.fit_generator(small.responses, small.images, epochs=1, progressbar=False)
+    trainer.fit_blend(small.responses, small.images)
+    assert fitted.blend_weight == model.blend_weight
+    np.testing.assert_allclose(fitted.reconstruct(sim.responses.iloc[50:60])[0],
+                               model.reconstruct(sim.responses.iloc[50:60])[0], atol=1e-5)

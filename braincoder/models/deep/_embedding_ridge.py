@@ -174,6 +174,21 @@ class RidgeEmbeddingDecoder:
         self.best_alphas = pd.Series(solution.alphas, index=labels, name="alpha")
         self.cv_r2 = pd.Series(solution.cv_r2, index=labels, name="cv_r2")
 
+    def reconstruct(self, data):
+        """Decode embeddings from voxel patterns (the decoder role's name for :meth:`predict`).
+
+        Parameters
+        ----------
+        data : DataFrame or array-like, shape (n_rows, n_voxels)
+            Voxel patterns (the fitted voxels; DataFrame columns matched by name).
+
+        Returns
+        -------
+        DataFrame, shape (n_rows, embedding_dim)
+            Unit-norm embeddings indexed like ``data``.
+        """
+        return self.predict(data)
+
     def predict(self, data):
         """Predict unit-norm embeddings, rows labelled as the data.
 

@@ -313,6 +313,23 @@ class EmbeddingDecoder(CheckedInputMixin, keras.Model):
         self.fit_history = fitter.fit(**fit_kwargs)
         return self
 
+    def reconstruct(self, data, batch_size=256):
+        """Decode embeddings from voxel patterns (the decoder role's name for :meth:`predict`).
+
+        Parameters
+        ----------
+        data : DataFrame or array-like, shape (n_rows, n_voxels)
+            Voxel patterns (same voxels as at fit time).
+        batch_size : int, default 256
+            Rows per forward pass.
+
+        Returns
+        -------
+        DataFrame, shape (n_rows, embedding_dim)
+            Unit-norm embeddings indexed like ``data``.
+        """
+        return self.predict(data, batch_size=batch_size)
+
     def predict(self, data, batch_size=256):
         """Predict unit-norm embeddings, rows labelled as the data.
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from ...utils.formatting import format_data
 from ..registry import register_model
 from ._vae_gan_parts import (
     build_discriminator,
@@ -241,6 +242,64 @@ class VAEGAN:
         return pd.DataFrame(
             latents, index=frame.index, columns=pd.RangeIndex(self.latent_dim, name="latent")
         )
+
+    def fit(self, fmri, images, unpaired_images=None, exclude_images=None,
+            epochs=(100, 200, 100), blend=True, log_dir=None, seed=0, progressbar=True):
+        """Train the three stages and the ridge blend with their default settings.
+
+        Runs :class:`~braincoder.optimize.VAEGANTrainer`'s recipe: the visual prior on
+        ``images`` (plus ``unpaired_images``), the fMRI encoder, the generator, then
+        (``blend=True``) the blend with ridge chosen on held-out training trials. For
+        other settings, use the trainer's stages directly.
+
+        Parameters
+        ----------
+        fmri : DataFrame or array-like, shape (n_trials, n_voxels)
+            Training responses.
+        images : array-like, shape (n_trials, height, width[, channels])
+            The images shown on those trials, values in [0, 1].
+        unpaired_images : array-like, optional
+            More images without fMRI for the visual prior (stage 1).
+        exclude_images : array-like, optional
+            Images that must not enter the prior (e.g. the test stimuli); an exact copy
+            among the stage-1 images raises a ``ValueError``.
+        epochs : tuple of three int, default (100, 200, 100)
+            Epochs of the prior, the fMRI encoder and the generator.
+        blend : bool, default True
+            Blend the generator's images with a ridge decoder (weight chosen by validation).
+        log_dir, seed, progressbar : optional
+            As in :class:`~braincoder.optimize.VAEGANTrainer` and its stages.
+
+        Returns
+        -------
+        VAEGAN
+            The model itself, trained.
+
+        Raises
+        ------
+        ValueError
+            For badly shaped or non-finite inputs, or ``epochs`` not three positive
+            integers.
+        """
+        from ...optimize.vaegan import VAEGANTrainer
+
+        if len(tuple(epochs)) != 3:
+            raise ValueError(f"epochs must hold three values (prior, fMRI encoder, "
+                             f"generator), got {epochs!r}")
+        prior_epochs, encoder_epochs, generator_epochs = (int(e) for e in epochs)
+        trainer = VAEGANTrainer(self, log_dir=log_dir, seed=seed)
+        # Paired inputs checked before the prior trains, not after it.
+        n_trials = len(format_data(fmri, "fmri"))
+        n_images = len(check_images(images, self.image_shape))
+        if n_trials != n_images:
+            raise ValueError(f"fmri has {n_trials} trials but images has {n_images}")
+        trainer.fit_vae_gan(images, epochs=prior_epochs, progressbar=progressbar,
+                            unpaired_images=unpaired_images, exclude_images=exclude_images)
+        trainer.fit_fmri_encoder(fmri, images, epochs=encoder_epochs, progressbar=progressbar)
+        trainer.fit_generator(fmri, images, epochs=generator_epochs, progressbar=progressbar)
+        if blend:
+            trainer.fit_blend(fmri, images)
+        return self
 
     def reconstruct(self, fmri, n_samples=1, sd_scale=1.0, seed=0):
         """Reconstruct the images seen on each trial from voxel patterns.
