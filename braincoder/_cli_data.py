@@ -64,15 +64,6 @@ def add_data_arguments(parser):
     group.add_argument("--desc", default="prf", help="desc- entity of the map names")
 
 
-def _kind(path):
-    name = Path(path).name.lower()
-    if name.endswith(".gii"):
-        return "gifti"
-    if name.endswith((".dtseries.nii", ".dscalar.nii")):
-        return "cifti"
-    if name.endswith((".nii", ".nii.gz")):
-        return "nifti"
-    return "table"
 
 
 def group_runs(paths):
@@ -96,7 +87,9 @@ def group_runs(paths):
         If the files mix formats.
     """
     paths = [Path(path) for path in paths]
-    kinds = {path.name: _kind(path) for path in paths}
+    from .utils.bids import file_kind
+
+    kinds = {path.name: file_kind(path) for path in paths}
     if len(set(kinds.values())) > 1:
         raise _DataError(f"--data mixes file types: {kinds}; give the runs of one format")
     kind = next(iter(kinds.values()))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["bids_entities", "common_entities", "maps_metadata", "write_maps"]
+__all__ = ["bids_entities", "common_entities", "file_kind", "maps_metadata", "write_maps"]
 
 # Entity order of BIDS file names (raw and derivatives); others follow in input order.
 _ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "mod", "echo", "part",
@@ -130,19 +130,43 @@ def _call_with_reference(write, reference, values, path):
     return write(values, reference, path)
 
 
-def _kind(path):
+def file_kind(path, open_file=False):
+    """Tell the format of a data file from its name: GIfTI, CIFTI-2, NIfTI or a table.
+
+    Parameters
+    ----------
+    path : str or path
+        File name.
+    open_file : bool, default False
+        Open a ``.nii``/``.nii.gz`` file whose name does not say CIFTI to tell a CIFTI-2
+        file from a NIfTI one (nibabel); otherwise the name alone decides.
+
+    Returns
+    -------
+    str
+        ``"gifti"``, ``"cifti"``, ``"nifti"`` or ``"table"``.
+    """
     name = Path(path).name.lower()
     if name.endswith(".gii"):
         return "gifti"
     if name.endswith((".dtseries.nii", ".dscalar.nii")):
         return "cifti"
     if name.endswith((".nii", ".nii.gz")):
+        if not open_file:
+            return "nifti"
         from .cifti_io import _is_cifti
         from .surface_io import _load
 
         return "cifti" if _is_cifti(_load(path, "reading")) else "nifti"
-    raise ValueError(f"{Path(path).name}: maps are written in the space of NIfTI, GIfTI or "
-                     "CIFTI-2 inputs; this file is a table")
+    return "table"
+
+
+def _kind(path):
+    kind = file_kind(path, open_file=True)
+    if kind == "table":
+        raise ValueError(f"{Path(path).name}: maps are written in the space of NIfTI, GIfTI "
+                         "or CIFTI-2 inputs; this file is a table")
+    return kind
 
 
 def maps_metadata(model=None, fit_options=None, **extra):

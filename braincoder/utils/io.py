@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bids import bids_entities, common_entities, maps_metadata, write_maps  # noqa: F401
+from .bids import (  # noqa: F401
+    bids_entities,
+    common_entities,
+    file_kind,
+    maps_metadata,
+    write_maps,
+)
 from .cifti_io import read_cifti, write_cifti  # noqa: F401
 from .formatting import TIME, VOXEL, to_frame
 from .labels import decode_index, encode_index  # noqa: F401 - re-exported
@@ -20,8 +26,9 @@ from .surface_io import read_gifti, read_tr, write_gifti  # noqa: F401
 
 __all__ = ["read_table", "write_table", "write_nifti", "save_results", "encode_index",
            "decode_index"]
+# Surface readers and writers (surface_io, cifti_io) and BIDS-derivative maps (bids).
 __all__ += ["read_gifti", "read_cifti", "read_tr", "write_gifti", "write_cifti", "write_maps",
-            "maps_metadata", "bids_entities", "common_entities"]  # surface_io, cifti_io, bids
+            "maps_metadata", "bids_entities", "common_entities", "file_kind"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
